@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config.js';
+import { DataDirBusy } from '../db/index.js';
+import { AppError } from '../errors.js';
+import { version } from '../paths.js';
+import type { CliIo } from './context.js';
+import { registerKeyCommands } from './keys.commands.js';
+import { registerSchemaCommands } from './schemas.commands.js';
+import { registerServeCommands } from './serve.js';
+import { registerTaskCommands } from './tasks.commands.js';
+
+export type { CliIo } from './context.js';
+
+export function createProgram(io: CliIo): Command {
+  const program = new Command('task-inbox')
+    .description('A self-hosted inbox where people decide on tasks that application servers post.')
+    .version(version, '-V, --version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  registerServeCommands(program, io);
+  registerSchemaCommands(program, io);
+  registerTaskCommands(program, io);
+  registerKeyCommands(program, io);
+  for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  return program;
+}
+
+function allCommands(cmd: Command): Command[] {
+  return cmd.commands.flatMap((c) => [c, ...allCommands(c)]);
+}
+
+/**
+ * The earlier version spelled commands and options with underscores (`post_task --schema_name`);
+ * ours use dashes. Both work: option names are rewritten to dashes before parsing.
+ */
+export function normaliseArgv(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((arg, i) => {
+    if ((end !== -1 && i > end) || !arg.startsWith('--')) return arg;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    return name.replace(/_/g, '-') + (eq === -1 ? '' : arg.slice(eq));
+  });
+}
+
+/** Runs the CLI and returns its exit code; never calls process.exit. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync(normaliseArgv(argv), { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : err.exitCode || 1;
+    if (err instanceof AppError || err instanceof ConfigError || err instanceof DataDirBusy) {
+      io.err(`error: ${err instanceof AppError ? err.detail : err.message}\n`);
+      return 1;
+    }
+    io.err(`error: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,4 @@
+// Everything that crosses a wire. No node imports: the web app imports this too.
+export * from './common.js';
+export * from './health.js';
+export * from './tasks.js';

@@ -1,0 +1,3 @@
+export * from './tasks.js';
+export * from './tasks.service.js';
+export { deleteExpiredIdempotencyKeys } from './idempotency.repo.js';

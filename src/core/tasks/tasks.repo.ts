@@ -1,0 +1,88 @@
+import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import type { Executor } from '../../db/index.js';
+import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes } from '../../db/tables.js';
+
+/** The type called `typeName` in the latest version of schema `schemaName`, in one query. */
+export async function findLatestType(db: Executor, schemaName: string, typeName: string) {
+  const latest = db
+    .select({ id: schemaVersions.id, version: schemaVersions.version, semver: schemaVersions.semver, schemaId: schemaVersions.schemaId })
+    .from(schemaVersions)
+    .innerJoin(taskSchemas, eq(taskSchemas.id, schemaVersions.schemaId))
+    .where(eq(taskSchemas.name, schemaName))
+    .orderBy(desc(schemaVersions.version))
+    .limit(1)
+    .as('latest');
+  const rows = await db
+    .select({
+      id: taskTypes.id,
+      name: taskTypes.name,
+      pendingStates: taskTypes.pendingStates,
+      resolvedStates: taskTypes.resolvedStates,
+      schemaId: latest.schemaId,
+      version: latest.version,
+      semver: latest.semver,
+    })
+    .from(latest)
+    .innerJoin(taskTypes, and(eq(taskTypes.versionId, latest.id), eq(taskTypes.name, typeName)));
+  const row = rows[0];
+  return row ? { ...row, schemaName } : undefined;
+}
+
+export async function insertTask(db: Executor, values: typeof tasks.$inferInsert) {
+  const rows = await db.insert(tasks).values(values).returning();
+  return rows[0]!;
+}
+
+export async function insertHistory(db: Executor, values: typeof taskHistory.$inferInsert) {
+  const rows = await db.insert(taskHistory).values(values).returning();
+  return rows[0]!;
+}
+
+export async function findTaskById(db: Executor, id: string) {
+  const rows = await db.select().from(tasks).where(eq(tasks.id, id));
+  return rows[0];
+}
+
+/** Reads the task and locks its row until the transaction ends: changes of one task queue here. */
+export async function lockTaskById(db: Executor, id: string) {
+  const rows = await db.select().from(tasks).where(eq(tasks.id, id)).for('update');
+  return rows[0];
+}
+
+export async function updateTaskState(db: Executor, id: string, state: string | null, resolved: boolean) {
+  const rows = await db.update(tasks).set({ state, resolved, updated: sql`now()` }).where(eq(tasks.id, id)).returning();
+  return rows[0]!;
+}
+
+export async function listHistory(db: Executor, taskId: string) {
+  return db.select().from(taskHistory).where(eq(taskHistory.taskId, taskId)).orderBy(asc(taskHistory.id));
+}
+
+export interface TaskFilter {
+  resolved: 'un' | 'all' | 'done';
+  schemaId?: number;
+  ttypeIds?: number[];
+  /** `null` selects tasks with no state. */
+  state?: string | null;
+  /** Keyset: only tasks after (or, newest first, before) this `seq`. */
+  afterSeq?: number;
+  order: 'oldest' | 'newest';
+  limit: number;
+}
+
+/** One page of tasks, in `seq` order; the indexes on (seq) make deep pages as fast as the first. */
+export async function listTasks(db: Executor, f: TaskFilter) {
+  const where: (SQL | undefined)[] = [];
+  if (f.resolved === 'un') where.push(eq(tasks.resolved, false));
+  if (f.resolved === 'done') where.push(eq(tasks.resolved, true));
+  if (f.schemaId !== undefined) where.push(eq(tasks.schemaId, f.schemaId));
+  if (f.ttypeIds !== undefined) where.push(inArray(tasks.ttypeId, f.ttypeIds));
+  if (f.state !== undefined) where.push(f.state === null ? isNull(tasks.state) : eq(tasks.state, f.state));
+  if (f.afterSeq !== undefined) where.push(f.order === 'oldest' ? gt(tasks.seq, f.afterSeq) : lt(tasks.seq, f.afterSeq));
+  return db
+    .select()
+    .from(tasks)
+    .where(and(...where))
+    .orderBy(f.order === 'oldest' ? asc(tasks.seq) : desc(tasks.seq))
+    .limit(f.limit);
+}

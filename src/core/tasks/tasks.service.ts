@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import type { CreateTaskBody, CreateTaskResponse, GetTaskResponse, HistoryEntry, ListTasksQuery, ListTasksResponse, Task, TaskType } from '../../contract/index.js';
+import type { Database, Executor } from '../../db/index.js';
+import { AppError, SchemaNotFound, StateNotInType, TaskNotFound, TaskTypeNotFound } from '../../errors.js';
+import { checkState, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
+import * as idempotency from './idempotency.repo.js';
+import * as repo from './tasks.repo.js';
+import { historyRowToEntry, scopeOf, stableStringify, taskRowToTask, type Principal } from './tasks.js';
+
+/** How long an `Idempotency-Key` is remembered. */
+export const IDEMPOTENCY_TTL_HOURS = 24;
+/** An in-flight key older than this belongs to a request that died; a retry may take it over. */
+const IDEMPOTENCY_STALE_SECONDS = 120;
+
+function refuseOtherSchema(principal: Principal, schemaName: string) {
+  const scope = scopeOf(principal);
+  if (scope !== null && scope !== schemaName) {
+    throw new AppError('api-key-wrong-schema', `This API key is limited to schema '${scope}'; it cannot post tasks to '${schemaName}'.`);
+  }
+}
+
+/** Creates a task of the latest version's type, with its first history entry, in one transaction. */
+export async function createTask(database: Database, principal: Principal, body: CreateTaskBody, tx?: Executor): Promise<CreateTaskResponse> {
+  refuseOtherSchema(principal, body.schema_name);
+  const db = tx ?? database.db;
+  const type = await repo.findLatestType(db, body.schema_name, body.task);
+  if (!type) await explainMissingType(db, body.schema_name, body.task);
+  const state = body.state ?? null;
+  const check = checkState(type!, state);
+  if (!check.ok) throw new StateNotInType(state!, type!.name, statesOf(type!));
+
+  const write = async (t: Executor) => {
+    const row = await repo.insertTask(t, { ttypeId: type!.id, schemaId: type!.schemaId, state, resolved: check.resolved, meta: body.meta ?? null });
+    await repo.insertHistory(t, {
+      taskId: row.id,
+      state,
+      resolved: check.resolved,
+      apiKeyId: principal.kind === 'api-key' ? principal.id : null,
+      updateMeta: body.meta ?? null,
+    });
+    return { task: taskRowToTask(row), ttype: type!.name };
+  };
+  return tx ? write(tx) : database.db.transaction(write);
+}
+
+async function explainMissingType(db: Executor, schemaName: string, typeName: string): Promise<never> {
+  const schema = await schemasRepo.findSchemaByName(db, schemaName);
+  if (!schema) throw new SchemaNotFound(schemaName);
+  const latest = await schemasRepo.findLatestVersion(db, schema.id);
+  const types = latest ? await schemasRepo.listTypesOfVersion(db, latest.id) : [];
+  throw new TaskTypeNotFound(schemaName, typeName, types.map((t) => t.name));
+}
+
+export interface HttpOutcome<T> {
+  status: number;
+  body: T;
+  /** True when the body is the remembered answer to an earlier request with the same key. */
+  replayed: boolean;
+}
+
+/**
+ * `createTask` under an `Idempotency-Key`: the first request with a key creates the task; a retry
+ * with the same body gets the first answer; the same key with another body is refused (422), and
+ * so is a retry while the first is still running (409).
+ */
+export async function createTaskIdempotent(
+  database: Database,
+  principal: Principal & { kind: 'api-key' },
+  body: CreateTaskBody,
+  idempotencyKey: string,
+): Promise<HttpOutcome<CreateTaskResponse>> {
+  const hash = createHash('sha256').update(stableStringify(body)).digest('hex');
+  const db = database.db;
+  for (let attempt = 0; ; attempt++) {
+    if (await idempotency.insertInFlight(db, principal.id, idempotencyKey, hash)) break;
+    const row = await idempotency.findIdempotencyKey(db, principal.id, idempotencyKey);
+    if (!row) continue; // deleted meanwhile (failed first request, or expired): try to claim again
+    if (row.ageSeconds > IDEMPOTENCY_TTL_HOURS * 3600 && attempt === 0) {
+      await idempotency.deleteIdempotencyKey(db, principal.id, idempotencyKey);
+      continue;
+    }
+    if (row.requestHash !== hash) {
+      throw new AppError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request body. Use a new key for a new request.');
+    }
+    if (row.status === 'done') return { status: row.responseStatus!, body: row.responseBody as CreateTaskResponse, replayed: true };
+    if (row.ageSeconds > IDEMPOTENCY_STALE_SECONDS && (await idempotency.restartStaleInFlight(db, principal.id, idempotencyKey, IDEMPOTENCY_STALE_SECONDS))) break;
+    throw new AppError('idempotency-in-flight', 'A request with this Idempotency-Key is still being processed. Retry in a moment to get its answer.');
+  }
+  try {
+    return await database.db.transaction(async (tx) => {
+      const result = await createTask(database, principal, body, tx);
+      await idempotency.completeIdempotencyKey(tx, principal.id, idempotencyKey, 200, result);
+      return { status: 200, body: result, replayed: false };
+    });
+  } catch (err) {
+    // A refused request leaves no trace, so a corrected retry with the same key can succeed.
+    await idempotency.deleteIdempotencyKey(db, principal.id, idempotencyKey).catch(() => {});
+    throw err;
+  }
+}
+
+/** Reads a task the principal may see, or throws TaskNotFound. */
+async function visibleTask(db: Executor, principal: Principal, id: string, lock = false) {
+  const row = lock ? await repo.lockTaskById(db, id) : await repo.findTaskById(db, id);
+  if (!row) throw new TaskNotFound(id);
+  const [type] = await schemasRepo.findTypesByIds(db, [row.ttypeId]);
+  const scope = scopeOf(principal);
+  // A task outside the key's schema is reported as missing: its existence is not the key's business.
+  if (scope !== null && type!.schemaName !== scope) throw new TaskNotFound(id);
+  return { row, type: type! };
+}
+
+export async function getTask(database: Database, principal: Principal, id: string): Promise<GetTaskResponse> {
+  const { row, type } = await visibleTask(database.db, principal, id);
+  return { task: taskRowToTask(row), type: typeRowToTaskType(type), meta: row.meta ?? null };
+}
+
+export async function getTaskHistory(database: Database, principal: Principal, id: string): Promise<HistoryEntry[]> {
+  await visibleTask(database.db, principal, id);
+  return (await repo.listHistory(database.db, id)).map(historyRowToEntry);
+}
+
+/**
+ * Moves a task to `state` (null unsets it), checked against the task's own type (its version may
+ * be older than the schema's latest). Setting the current state changes nothing. The task row is
+ * locked for the transaction, so concurrent changes queue and each one sees the previous.
+ */
+export async function setTaskState(database: Database, principal: Principal, id: string, state: string | null): Promise<{ task: Task; changed: boolean }> {
+  return database.db.transaction(async (tx) => {
+    const { row, type } = await visibleTask(tx, principal, id, true);
+    const check = checkState(type, state);
+    if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
+    if (row.state === state) return { task: taskRowToTask(row), changed: false };
+    const updated = await repo.updateTaskState(tx, id, state, check.resolved);
+    await repo.insertHistory(tx, {
+      taskId: id,
+      state,
+      resolved: check.resolved,
+      apiKeyId: principal.kind === 'api-key' ? principal.id : null,
+    });
+    return { task: taskRowToTask(updated), changed: true };
+  });
+}
+
+/** A page of tasks with the types they refer to. */
+export async function listTasks(database: Database, principal: Principal, q: ListTasksQuery & { order?: 'oldest' | 'newest' }): Promise<ListTasksResponse> {
+  const db = database.db;
+  const empty: ListTasksResponse = { tasks: [], types: {}, next_cursor: null };
+  const scope = scopeOf(principal);
+  if (scope !== null && q.schema !== undefined && q.schema !== scope) return empty;
+  const schemaName = q.schema ?? scope ?? undefined;
+  let schemaId: number | undefined;
+  if (schemaName !== undefined) {
+    const schema = await schemasRepo.findSchemaByName(db, schemaName);
+    if (!schema) return empty;
+    schemaId = schema.id;
+  }
+  const ttypeIds = q.type !== undefined ? await schemasRepo.findTypeIdsByName(db, schemaId, q.type) : undefined;
+  if (ttypeIds?.length === 0) return empty;
+
+  const rows = await repo.listTasks(db, {
+    resolved: q.resolved,
+    schemaId,
+    ttypeIds,
+    state: q.state === undefined ? undefined : q.state === '' ? null : q.state,
+    afterSeq: q.cursor !== undefined ? Number(q.cursor) : undefined,
+    order: q.order ?? 'oldest',
+    limit: q.limit + 1,
+  });
+  const page = rows.slice(0, q.limit);
+  const typeRows = await schemasRepo.findTypesByIds(db, [...new Set(page.map((r) => r.ttypeId))]);
+  const types: Record<string, TaskType> = {};
+  for (const t of typeRows) types[String(t.id)] = typeRowToTaskType(t);
+  return {
+    tasks: page.map(taskRowToTask),
+    types,
+    next_cursor: rows.length > q.limit ? String(page[page.length - 1]!.seq) : null,
+  };
+}
+
+/** Every task of a type, across all versions of its schema (for the CLI). */
+export async function listTasksOfType(database: Database, schemaName: string, typeName: string): Promise<{ tasks: Task[]; types: TypeRow[] }> {
+  const schema = await schemasRepo.findSchemaByName(database.db, schemaName);
+  if (!schema) throw new SchemaNotFound(schemaName);
+  const ttypeIds = await schemasRepo.findTypeIdsByName(database.db, schema.id, typeName);
+  if (ttypeIds.length === 0) throw new AppError('task-type-not-found', `No version of schema '${schemaName}' has a task type '${typeName}'.`);
+  const rows = await repo.listTasks(database.db, { resolved: 'all', schemaId: schema.id, ttypeIds, order: 'oldest', limit: 1_000_000 });
+  return { tasks: rows.map(taskRowToTask), types: await schemasRepo.findTypesByIds(database.db, ttypeIds) };
+}

@@ -1,0 +1,47 @@
+import type { HistoryEntry, Task } from '../../contract/index.js';
+import type { ApiKeyPrincipal } from '../keys/index.js';
+import type { taskHistory, tasks } from '../../db/tables.js';
+
+/** Who acts: an application server's API key, or an operator at the command line. */
+export type Principal = ApiKeyPrincipal | { kind: 'cli' };
+
+/** The schema a principal is limited to, if any. */
+export const scopeOf = (p: Principal): string | null => (p.kind === 'api-key' ? p.schemaName : null);
+
+export function taskRowToTask(row: typeof tasks.$inferSelect): Task {
+  return {
+    id: row.id,
+    created: row.created.toISOString(),
+    updated: row.updated.toISOString(),
+    ttype_id: row.ttypeId,
+    state: row.state,
+    user_id: row.userId,
+    resolved: row.resolved,
+    meta: row.meta ?? null,
+  };
+}
+
+export function historyRowToEntry(row: typeof taskHistory.$inferSelect): HistoryEntry {
+  return {
+    id: row.id,
+    created: row.created.toISOString(),
+    task_id: row.taskId,
+    state: row.state,
+    resolved: row.resolved,
+    editor_id: row.editorId,
+    assigned_id: row.assignedId,
+    update_meta: row.updateMeta ?? null,
+  };
+}
+
+/** JSON with object keys sorted, so equal bodies hash equally whatever their key order. */
+export function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

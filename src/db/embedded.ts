@@ -1,0 +1,171 @@
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { openPostgres, wrapPglite } from './open.js';
+import type { Database } from './database.js';
+
+/*
+ * The embedded database is one PGlite instance, which only one process may open. The process
+ * that opens it holds `task-inbox.lock` in the data folder. A running server also exposes the
+ * instance on a Unix socket in the data folder (mode 0600), and a CLI command started meanwhile
+ * connects through it with the PostgreSQL protocol instead of opening the files a second time.
+ * The socket serves one client at a time and PGlite runs one statement at a time, so a CLI
+ * command briefly queues the server's queries and never interleaves with them.
+ */
+
+interface LockInfo {
+  pid: number;
+  role: 'server' | 'cli';
+  /** Where the server's socket listens (pg connection options). */
+  socket?: { host: string; port: number };
+}
+
+const lockPath = (dataDir: string) => path.join(dataDir, 'task-inbox.lock');
+const pgdataPath = (dataDir: string) => path.join(dataDir, 'pgdata');
+/** pg connects to `${host}/.s.PGSQL.${port}` when host is a folder. */
+const SOCKET_PORT = 5432;
+const socketFile = (dataDir: string) => path.join(dataDir, `.s.PGSQL.${SOCKET_PORT}`);
+
+export class DataDirBusy extends Error {
+  constructor(dataDir: string, holder: LockInfo) {
+    super(
+      `The data folder ${dataDir} is in use by process ${holder.pid} (task-inbox ${holder.role === 'server' ? 'serve' : 'command'}). ` +
+        (holder.role === 'server'
+          ? 'Stop that server first, or run this command against it as a CLI command.'
+          : 'Wait for that command to finish and try again.'),
+    );
+    this.name = 'DataDirBusy';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readLock(dataDir: string): LockInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(lockPath(dataDir), 'utf8')) as LockInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The live holder of the data folder, removing a lock left by a process that died. */
+function currentHolder(dataDir: string): LockInfo | undefined {
+  const holder = readLock(dataDir);
+  if (holder && isAlive(holder.pid) && holder.pid !== process.pid) return holder;
+  if (existsSync(lockPath(dataDir))) unlinkSync(lockPath(dataDir));
+  return undefined;
+}
+
+function tryLock(dataDir: string, info: LockInfo): boolean {
+  try {
+    const fd = openSync(lockPath(dataDir), 'wx', 0o600);
+    writeSync(fd, JSON.stringify(info));
+    closeSync(fd);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+function writeLock(dataDir: string, info: LockInfo) {
+  const fd = openSync(lockPath(dataDir), 'w', 0o600);
+  writeSync(fd, JSON.stringify(info));
+  closeSync(fd);
+}
+
+function releaseLock(dataDir: string) {
+  const holder = readLock(dataDir);
+  if (holder?.pid === process.pid) unlinkSync(lockPath(dataDir));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Takes the data folder's lock, waiting up to `waitMs` for a short CLI command to let go. */
+async function acquire(dataDir: string, role: LockInfo['role'], waitMs: number): Promise<LockInfo | undefined> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const holder = currentHolder(dataDir);
+    if (!holder) {
+      if (tryLock(dataDir, { pid: process.pid, role })) return undefined;
+      continue;
+    }
+    if (holder.role === 'server' || Date.now() > deadline) return holder;
+    await sleep(100);
+  }
+}
+
+/**
+ * Opens the embedded database for the server: takes the lock, opens PGlite and serves it on a
+ * socket for local CLI commands. Refuses when another process holds the folder.
+ */
+export async function openEmbeddedForServer(dataDir: string): Promise<Database> {
+  const holder = await acquire(dataDir, 'server', 10_000);
+  if (holder) throw new DataDirBusy(dataDir, holder);
+  let client: PGlite | undefined;
+  let socketServer: PGLiteSocketServer | undefined;
+  try {
+    client = await PGlite.create(pgdataPath(dataDir));
+    const file = socketFile(dataDir);
+    if (existsSync(file)) unlinkSync(file);
+    // Unix socket paths are limited to about 100 bytes; past that, loopback TCP on a free port.
+    const useUnix = Buffer.byteLength(file) < 100;
+    socketServer = new PGLiteSocketServer(useUnix ? { db: client, path: file } : { db: client, host: '127.0.0.1', port: 0 });
+    await socketServer.start();
+    let socket: LockInfo['socket'];
+    if (useUnix) {
+      chmodSync(file, 0o600);
+      socket = { host: dataDir, port: SOCKET_PORT };
+    } else {
+      const address = socketServer.getServerConn();
+      socket = { host: '127.0.0.1', port: Number(address.split(':').pop()) };
+    }
+    writeLock(dataDir, { pid: process.pid, role: 'server', socket });
+  } catch (err) {
+    await socketServer?.stop().catch(() => {});
+    await client?.close().catch(() => {});
+    releaseLock(dataDir);
+    throw err;
+  }
+  const pglite = client;
+  const sockets = socketServer;
+  return wrapPglite(pglite, async () => {
+    await sockets.stop().catch(() => {});
+    await pglite.close();
+    releaseLock(dataDir);
+  });
+}
+
+/**
+ * Opens the embedded database for a CLI command: through the running server's socket when a
+ * server holds the folder, otherwise directly (holding the lock until closed).
+ */
+export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
+  const holder = await acquire(dataDir, 'cli', 30_000);
+  if (holder?.role === 'server' && holder.socket) {
+    return openPostgres({
+      connection: { host: holder.socket.host, port: holder.socket.port, user: 'postgres', database: 'postgres' },
+      poolSize: 1,
+    });
+  }
+  if (holder) throw new DataDirBusy(dataDir, holder);
+  try {
+    const client = await PGlite.create(pgdataPath(dataDir));
+    return wrapPglite(client, async () => {
+      await client.close();
+      releaseLock(dataDir);
+    });
+  } catch (err) {
+    releaseLock(dataDir);
+    throw err;
+  }
+}

@@ -1,0 +1,46 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Config } from '../config.js';
+import type { Database } from '../db/index.js';
+import { registerAuth } from './auth.js';
+import { loggerOptions } from './logger.js';
+import { registerProblemHandlers } from './problems.js';
+import { healthRoutes } from './routes/health.js';
+import { taskRoutes } from './routes/tasks.js';
+
+export interface AppDeps {
+  config: Config;
+  database: Database;
+  /** Where logs go (default stdout); tests capture them here. */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** Largest accepted request body. */
+export const BODY_LIMIT = 1024 * 1024;
+
+/** Builds the HTTP application, ready for `inject()` or `listen()`. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(deps.config, deps.logStream),
+    bodyLimit: BODY_LIMIT,
+    trustProxy: deps.config.trustProxy as FastifyServerOptions['trustProxy'],
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // The earlier inbox sends PATCH with a JSON content type and no body: an empty body is no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') return done(null, undefined);
+    return parseJson(req, body as string, done);
+  });
+
+  registerProblemHandlers(app);
+  registerAuth(app, deps.database);
+
+  await app.register(healthRoutes);
+  await app.register(taskRoutes(deps.database));
+  return app;
+}

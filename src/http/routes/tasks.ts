@@ -1,0 +1,82 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  CreateTaskBody,
+  CreateTaskResponse,
+  GetTaskResponse,
+  HistoryResponse,
+  ListTasksQuery,
+  ListTasksResponse,
+  Problem,
+  SetStateQuery,
+  TaskIdParams,
+  TaskResponse,
+} from '../../contract/index.js';
+import type { Database } from '../../db/index.js';
+import * as tasks from '../../core/tasks/index.js';
+import { principalOf } from '../auth.js';
+
+const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/, 'must be 1–255 visible ASCII characters')
+    .optional(),
+});
+
+const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 422: Problem, 501: Problem };
+
+export function taskRoutes(database: Database): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/api/v1/tasks/',
+      {
+        config: { auth: 'api-key' },
+        schema: { body: CreateTaskBody, headers: IdempotencyHeaders, response: { 200: CreateTaskResponse, 409: Problem, ...errors } },
+      },
+      async (req, reply) => {
+        const principal = principalOf(req);
+        const key = req.headers['idempotency-key'];
+        if (key === undefined) return tasks.createTask(database, principal, req.body);
+        const outcome = await tasks.createTaskIdempotent(database, principal, req.body, key);
+        if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(outcome.status).send(outcome.body);
+      },
+    );
+
+    app.get(
+      '/api/v1/tasks/',
+      {
+        config: { auth: 'api-key' },
+        schema: {
+          querystring: ListTasksQuery.extend({ order: z.enum(['oldest', 'newest']).default('oldest') }),
+          response: { 200: ListTasksResponse, ...errors },
+        },
+      },
+      async (req) => tasks.listTasks(database, principalOf(req), req.query),
+    );
+
+    app.get(
+      '/api/v1/tasks/:id',
+      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, response: { 200: GetTaskResponse, ...errors } } },
+      async (req) => tasks.getTask(database, principalOf(req), req.params.id),
+    );
+
+    app.get(
+      '/api/v1/tasks/:id/history',
+      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, response: { 200: HistoryResponse, ...errors } } },
+      async (req) => ({ history: await tasks.getTaskHistory(database, principalOf(req), req.params.id) }),
+    );
+
+    app.patch(
+      '/api/v1/tasks/:id/state',
+      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, querystring: SetStateQuery, response: { 200: TaskResponse, ...errors } } },
+      async (req) => {
+        const state = req.query.state === undefined || req.query.state === '' ? null : req.query.state;
+        const { task } = await tasks.setTaskState(database, principalOf(req), req.params.id, state);
+        return { task };
+      },
+    );
+  };
+}
