@@ -1,0 +1,45 @@
+import pg from 'pg';
+import { defineConfig } from 'vitest/config';
+
+/*
+ * The whole suite runs twice: on PGlite (always) and on PostgreSQL. Without a reachable
+ * PostgreSQL the second run is skipped with a message, except in CI, where it must run.
+ */
+const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export default defineConfig(async () => {
+  const withPostgres = await postgresReachable();
+  if (!withPostgres) {
+    const msg = `PostgreSQL is not reachable at ${adminUrl.replace(/:[^:@/]*@/, ':***@')}`;
+    if (process.env.CI) throw new Error(`${msg}: CI must run the suite on PostgreSQL too.`);
+    console.warn(`\n  ⚠ ${msg}: the PostgreSQL runs are SKIPPED; only PGlite runs.\n    Set TEST_DATABASE_URL to run them.\n`);
+  }
+  const project = (name: 'pglite' | 'postgres') => ({
+    extends: true as const,
+    test: { name, env: { TEST_DB: name, TEST_DATABASE_URL: adminUrl } },
+  });
+  return {
+    test: {
+      include: ['test/**/*.test.ts'],
+      globalSetup: ['test/global-setup.ts'],
+      projects: withPostgres ? [project('pglite'), project('postgres')] : [project('pglite')],
+      pool: 'forks',
+      maxWorkers: 2,
+      testTimeout: 60_000,
+      hookTimeout: 60_000,
+    },
+  };
+});
