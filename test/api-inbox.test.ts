@@ -5,7 +5,7 @@ import { createTestApp, type TestApp } from './helpers/app.js';
 
 // SPEC §2.3 and issue 2: list, read, history and state, with every status code.
 let t: TestApp;
-const ids: Record<string, string> = {};
+const ids = {} as Record<'a' | 'b' | 'c' | 'd' | 'e', string>;
 
 async function post(task: string, state?: string, schema = 'acme:moderation', meta?: object) {
   const res = await t.call({ method: 'POST', url: '/api/v1/tasks/', payload: { schema_name: schema, task, state, meta } });
@@ -68,7 +68,7 @@ describe('GET /api/v1/tasks/', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const body = (await get(`/api/v1/tasks/?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json();
+      const body: { tasks: { id: string }[]; next_cursor: string | null } = (await get(`/api/v1/tasks/?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json();
       expect(body.tasks.length).toBeLessThanOrEqual(2);
       seen.push(...body.tasks.map((x: { id: string }) => x.id));
       cursor = body.next_cursor;

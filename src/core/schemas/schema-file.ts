@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { InvalidSchemaFile, type SchemaFileIssue } from '../../errors.js';
 
@@ -92,16 +92,33 @@ export function parseSchemaFile(source: string, label = 'the schema file'): Pars
     );
   }
 
-  /** Position of the deepest node that exists along `path` (a missing field points at its parent). */
+  /**
+   * Position of `path`: a map entry's key (not its value, which may start on the next line), a
+   * list item, or — for a missing field — the deepest parent that exists.
+   */
   const positionOf = (path: Path) => {
     for (let n = path.length; n >= 0; n--) {
-      const node = (n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true)) as YamlNode | null | undefined;
+      const sub = path.slice(0, n);
+      const parent = (sub.length <= 1 ? doc.contents : doc.getIn(sub.slice(0, -1), true)) as unknown;
+      const last = sub[sub.length - 1];
+      if (sub.length > 0 && isMap(parent)) {
+        const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === last);
+        const keyNode = pair?.key as YamlNode | undefined;
+        if (keyNode?.range) return at(keyNode.range[0]);
+        continue;
+      }
+      const node = (sub.length === 0 ? doc.contents : isSeq(parent) ? parent.items[last as number] : undefined) as YamlNode | null | undefined;
       if (node && node.range) return at(node.range[0]);
     }
     return { line: 1, column: 1 };
   };
 
+  // A version label written as a number keeps its text: `semver: 1.10` is "1.10", not "1.1".
+  const semverNode = doc.get('semver', true);
   const data: unknown = doc.toJS();
+  if (isScalar(semverNode) && typeof semverNode.value === 'number' && semverNode.source && data && typeof data === 'object') {
+    (data as Record<string, unknown>).semver = semverNode.source;
+  }
   const parsed = FileShape.safeParse(data);
   const issues: SchemaFileIssue[] = [];
   if (!parsed.success) {
