@@ -166,6 +166,20 @@ tasktypes:
     }
   });
 
+  test('an unclosed quote or bracket is reported on the line that opened it', () => {
+    const lineOf = (source: string) => {
+      try {
+        parseSchemaFile(source);
+      } catch (err) {
+        return (err as InvalidSchemaFile).issues.map((i) => [i.line, i.field]);
+      }
+      return [];
+    };
+    const rest = "- name: b\n  resolved_states: [c]\n";
+    expect(lineOf(`name: x\nsemver: '1'\ntasktypes:\n- name: a\n  resolved_states: ['block, allow]\n${rest}`)).toEqual([[5, '(yaml)']]);
+    expect(lineOf(`name: x\nsemver: '1'\ntasktypes:\n- name: a\n  resolved_states: [block, allow\n${rest}`)).toEqual([[5, '(yaml)']]);
+  });
+
   test('hook_auth args is an optional free-form map', () => {
     const { schema, warnings } = parseSchemaFile(`name: with-args
 semver: '1'

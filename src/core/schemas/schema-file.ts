@@ -86,8 +86,14 @@ export function parseSchemaFile(source: string, label = 'the schema file'): Pars
   };
 
   if (doc.errors.length > 0) {
+    // Only the first: later syntax errors are usually echoes of it.
     throw new InvalidSchemaFile(
-      doc.errors.map((e) => ({ ...at(e.pos[0]), field: '(yaml)', message: `not valid YAML: ${e.message.split('\n')[0]}` })),
+      doc.errors.slice(0, 1).map((e) => {
+        const where = at(e.pos[0]);
+        const opened = unclosedOpener(source, e.message, where.line);
+        if (opened) return { line: opened.line, column: opened.column, field: '(yaml)', message: `not valid YAML: this ${opened.what} is never closed` };
+        return { ...where, field: '(yaml)', message: `not valid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` };
+      }),
       label,
     );
   }
@@ -205,3 +211,20 @@ function unknownFields(doc: Document, positionOf: (path: Path) => { line: number
 }
 
 const sortByLine = (issues: SchemaFileIssue[]) => [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+
+/**
+ * The YAML parser notices an unclosed quote or bracket where the file ends or the next item
+ * starts; the mistake is on the line that opened it, so point there instead.
+ */
+function unclosedOpener(source: string, message: string, errorLine: number): { line: number; column: number; what: string } | undefined {
+  const kind = /closing (['"])quote/.exec(message)?.[1] ?? /end with a ([\]}])/.exec(message)?.[1];
+  if (!kind) return undefined;
+  const open = kind === ']' ? '[' : kind === '}' ? '{' : kind;
+  const lines = source.split('\n');
+  for (let i = Math.min(errorLine, lines.length) - 1; i >= 0; i--) {
+    const text = lines[i]!.replace(/^\s*#.*$/, '');
+    const unbalanced = open === kind ? text.split(open).length % 2 === 0 : text.split(open).length > text.split(kind).length;
+    if (unbalanced) return { line: i + 1, column: text.indexOf(open) + 1, what: open === kind ? `${open} quote` : `'${open}'` };
+  }
+  return undefined;
+}
