@@ -19,7 +19,7 @@ export function registerKeyCommands(program: Command, io: CliIo) {
     .option('--json', 'machine-readable output')
     .action(async (opts: { schemaName?: string; name?: string; keylen: string; json?: boolean }) => {
       const keyBytes = Number(opts.keylen);
-      if (!Number.isInteger(keyBytes)) throw new AppError('bad-request', `--keylen must be a whole number, not '${opts.keylen}'.`);
+      if (!/^\d+$/.test(opts.keylen)) throw new AppError('bad-request', `--keylen must be a whole number, not '${opts.keylen}'.`);
       const created = await withDatabase(io, (db) => createApiKey(db, { name: opts.name, schemaName: opts.schemaName, keyBytes }));
       if (opts.json) return io.out(JSON.stringify(created, null, 2) + '\n');
       io.out(created.key + '\n');

@@ -45,7 +45,7 @@ export function registerTaskCommands(program: Command, io: CliIo) {
     .option('--json', 'machine-readable output')
     .action(async (schemaName: string, taskName: string, opts: { meta?: string; state?: string; json?: boolean }) => {
       const meta = parseMeta(opts.meta);
-      const result = await withDatabase(io, (db) => createTask(db, { kind: 'cli' }, { schema_name: schemaName, task: taskName, state: opts.state ?? null, meta }));
+      const result = await withDatabase(io, (db) => createTask(db, { kind: 'cli' }, { schema_name: schemaName, task: taskName, state: opts.state || null, meta }));
       if (opts.json) return io.out(JSON.stringify(result, null, 2) + '\n');
       io.out(`Created ${result.ttype} task ${result.task.id} (state: ${result.task.state ?? 'none'}).\n`);
     });
@@ -66,7 +66,7 @@ export function registerTaskCommands(program: Command, io: CliIo) {
       const key = env[opts.keyVar];
       if (!key) throw new AppError('bad-request', `Environment variable ${opts.keyVar} is empty: put an API key in it (create one with: task-inbox api_key).`);
       const host = (opts.host ?? `http://127.0.0.1:${configOf(io).port}`).replace(/\/+$/, '');
-      const body = { schema_name: opts.schemaName, task: opts.taskName, state: opts.state ?? null, meta: parseMeta(opts.meta) };
+      const body = { schema_name: opts.schemaName, task: opts.taskName, state: opts.state || null, meta: parseMeta(opts.meta) };
       let res: Response;
       try {
         res = await fetch(`${host}/api/v1/tasks/`, { method: 'POST', headers: { 'content-type': 'application/json', 'api-key': key }, body: JSON.stringify(body) });

@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { servePglite, type PgliteSocketServer } from './embedded-socket.js';
 import { openPostgres, wrapPglite } from './open.js';
 import type { Database } from './database.js';
 
@@ -10,8 +10,7 @@ import type { Database } from './database.js';
  * that opens it holds `task-inbox.lock` in the data folder. A running server also exposes the
  * instance on a Unix socket in the data folder (mode 0600), and a CLI command started meanwhile
  * connects through it with the PostgreSQL protocol instead of opening the files a second time.
- * The socket serves one client at a time and PGlite runs one statement at a time, so a CLI
- * command briefly queues the server's queries and never interleaves with them.
+ * Each such connection has the database to itself until it disconnects (see embedded-socket.ts).
  */
 
 interface LockInfo {
@@ -112,26 +111,24 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
   const holder = await acquire(dataDir, 'server', 10_000);
   if (holder) throw new DataDirBusy(dataDir, holder);
   let client: PGlite | undefined;
-  let socketServer: PGLiteSocketServer | undefined;
+  let socketServer: PgliteSocketServer | undefined;
   try {
     client = await PGlite.create(pgdataPath(dataDir));
     const file = socketFile(dataDir);
     if (existsSync(file)) unlinkSync(file);
     // Unix socket paths are limited to about 100 bytes; past that, loopback TCP on a free port.
     const useUnix = Buffer.byteLength(file) < 100;
-    socketServer = new PGLiteSocketServer(useUnix ? { db: client, path: file } : { db: client, host: '127.0.0.1', port: 0 });
-    await socketServer.start();
+    socketServer = await servePglite(client, useUnix ? { path: file } : { host: '127.0.0.1', port: 0 });
     let socket: LockInfo['socket'];
     if (useUnix) {
       chmodSync(file, 0o600);
       socket = { host: dataDir, port: SOCKET_PORT };
     } else {
-      const address = socketServer.getServerConn();
-      socket = { host: '127.0.0.1', port: Number(address.split(':').pop()) };
+      socket = socketServer.address as { host: string; port: number };
     }
     writeLock(dataDir, { pid: process.pid, role: 'server', socket });
   } catch (err) {
-    await socketServer?.stop().catch(() => {});
+    await socketServer?.close().catch(() => {});
     await client?.close().catch(() => {});
     releaseLock(dataDir);
     throw err;
@@ -139,7 +136,7 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
   const pglite = client;
   const sockets = socketServer;
   return wrapPglite(pglite, async () => {
-    await sockets.stop().catch(() => {});
+    await sockets.close().catch(() => {});
     await pglite.close();
     releaseLock(dataDir);
   });
