@@ -645,3 +645,45 @@ describe('underscore and dash spellings', () => {
     expect(row!.meta).toEqual({ user_id: 'a_b' });
   });
 });
+
+describe('configuration and setup failures are one clear line, not a stack trace', () => {
+  test('an unreachable PostgreSQL', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(['schemas'], {
+      out: (s) => out.push(s),
+      err: (s) => err.push(s),
+      env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', LOG_LEVEL: 'silent' },
+    });
+    expect(code).toBe(1);
+    expect(err.join('')).toMatch(/^error: Cannot reach the database \(ECONNREFUSED at 127\.0\.0\.1:1\)\. Check DATABASE_URL/);
+    expect(err.join('')).not.toMatch(/\n\s+at /);
+  });
+
+  test('bad configuration lists every problem', async () => {
+    const err: string[] = [];
+    const code = await runCli(['schemas'], { out: () => {}, err: (s) => err.push(s), env: { PORT: 'x', LOG_LEVEL: 'loud' } });
+    expect(code).toBe(1);
+    expect(err.join('')).toContain('PORT');
+    expect(err.join('')).toContain('LOG_LEVEL');
+  });
+});
+
+test('serve on a port in use says so, and lets go of the data folder', async () => {
+  const net = await import('node:net');
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const port = (blocker.address() as { port: number }).port;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ti-serve-'));
+  try {
+    const err: string[] = [];
+    const code = await runCli(['serve'], { out: () => {}, err: (s) => err.push(s), env: { TI_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'silent' } });
+    expect(code).toBe(1);
+    expect(err.join('')).toContain(`error: Port ${port} is already in use`);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(path.join(dataDir, 'task-inbox.lock'))).toBe(false);
+  } finally {
+    blocker.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

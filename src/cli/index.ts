@@ -57,7 +57,30 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.err(`error: ${err instanceof AppError ? err.detail : err.message}\n`);
       return 1;
     }
-    io.err(`error: ${(err as Error).stack ?? String(err)}\n`);
+    const known = describeSystemError(err);
+    io.err(`error: ${known ?? (err as Error).stack ?? String(err)}\n`);
     return 1;
+  }
+}
+
+/** One clear line for failures people cause by configuration, instead of a stack trace. */
+function describeSystemError(err: unknown): string | undefined {
+  const e = err as { code?: string; message?: string; address?: string; port?: number };
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `Port ${e.port} is already in use on ${e.address}. Stop what uses it, or set PORT to another port.`;
+    case 'EACCES':
+      return e.port !== undefined ? `Not allowed to listen on port ${e.port}; use a port above 1023 (PORT).` : e.message;
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'ETIMEDOUT':
+      return `Cannot reach the database (${e.code}${e.address ? ` at ${e.address}${e.port ? `:${e.port}` : ''}` : ''}). Check DATABASE_URL and that PostgreSQL is running.`;
+    case '28P01':
+    case '28000':
+      return `PostgreSQL refused the credentials in DATABASE_URL: ${e.message}`;
+    case '3D000':
+      return `${e.message}. Create it first (createdb), or fix DATABASE_URL.`;
+    default:
+      return undefined;
   }
 }

@@ -70,8 +70,11 @@ export interface TaskFilter {
   limit: number;
 }
 
-/** One page of tasks, in `seq` order; the indexes on (seq) make deep pages as fast as the first. */
-export async function listTasks(db: Executor, f: TaskFilter) {
+/**
+ * One page of tasks, in `seq` order; the indexes on (seq) make deep pages as fast as the first.
+ * Returns the unexecuted query (await it to run it), so its plan can be inspected.
+ */
+export function listTasks(db: Executor, f: TaskFilter) {
   const where: (SQL | undefined)[] = [];
   if (f.resolved === 'un') where.push(eq(tasks.resolved, false));
   if (f.resolved === 'done') where.push(eq(tasks.resolved, true));
