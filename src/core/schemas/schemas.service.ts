@@ -1,10 +1,9 @@
-import { AppError, InvalidSchemaFile, SchemaNotFound } from '../../errors.js';
+import { AppError, InvalidSchemaFile, SchemaNotFound, type SchemaFileIssue } from '../../errors.js';
 import type { Database, Executor } from '../../db/index.js';
 import type { TaskType } from '../../contract/index.js';
 import { parseSchemaFile, type SchemaFile } from './schema-file.js';
 import * as repo from './schemas.repo.js';
 import { typeRowToTaskType } from './schemas.js';
-import type { SchemaFileIssue } from '../../errors.js';
 
 export interface InstallResult {
   name: string;
