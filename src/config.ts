@@ -17,6 +17,18 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Pretty one-line logs for people when stdout is a terminal, JSON lines otherwise. */
   readonly logPretty: boolean;
+  /** Encrypts secrets at rest (webhook keys). Absent in embedded mode: a generated one in the data folder is used. */
+  readonly secretKey: string | undefined;
+  /** How long a sync webhook may take before the change is refused. */
+  readonly webhookTimeoutMs: number;
+  /** Delays before each retry of an async webhook delivery, in ms. */
+  readonly webhookRetrySchedule: readonly number[];
+  /** How long a rotated webhook key keeps being used beside the new one, in ms. */
+  readonly webhookRotationGraceMs: number;
+  /** How long a worker may hold a claimed delivery before another may take it, in ms. */
+  readonly webhookLeaseMs: number;
+  /** Whether `serve` also runs the delivery worker. */
+  readonly runWorker: boolean;
 }
 
 /** Every configuration variable, with its default and meaning: the README's table is written from this. */
@@ -29,6 +41,12 @@ export const configVariables = [
   ['TRUST_PROXY', 'false', 'Honour `X-Forwarded-*` headers: `true`, a hop count, or comma-separated proxy addresses/CIDRs.'],
   ['LOG_LEVEL', 'info', 'One of fatal, error, warn, info, debug, trace, silent.'],
   ['LOG_FORMAT', 'auto', '`pretty`, `json`, or `auto` (pretty when stdout is a terminal).'],
+  ['SECRET_KEY', '(generated)', 'At least 32 characters; encrypts webhook keys at rest. Required with `DATABASE_URL`; in embedded mode a random one is generated in the data folder (mode 0600).'],
+  ['WEBHOOK_TIMEOUT', '10s', 'How long a sync webhook may take before the state change is refused (e.g. `10s`, `2500ms`).'],
+  ['WEBHOOK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h', 'Delays before each retry of an async delivery (±20 % jitter); after the last, the delivery is dead.'],
+  ['WEBHOOK_ROTATION_GRACE', '24h', 'After `webhook-key rotate`, how long the old key still signs beside the new one.'],
+  ['WEBHOOK_LEASE', '60s', 'How long a worker holds a claimed delivery; a crashed worker\'s deliveries are retried after it.'],
+  ['WORKER', 'on', '`off` to run no delivery worker inside `serve` (run `task-inbox worker` separately).'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -39,6 +57,23 @@ export class ConfigError extends Error {
 }
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `250ms`, `5s`, `30m`, `2h`, `1d` → milliseconds; undefined when not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(text);
+  return m ? Math.round(Number(m[1]) * units[m[2]!]!) : undefined;
+}
+
+function durationVar(name: string, raw: string | undefined, fallback: string, problems: string[]): number {
+  const ms = parseDuration(raw || fallback);
+  if (ms === undefined || ms <= 0) {
+    problems.push(`${name}=${JSON.stringify(raw)} must be a duration such as 500ms, 10s, 5m, 2h or 1d.`);
+    return parseDuration(fallback)!;
+  }
+  return ms;
+}
 
 function parseIntIn(name: string, raw: string | undefined, fallback: number, min: number, max: number, problems: string[]): number {
   if (raw === undefined || raw === '') return fallback;
@@ -95,6 +130,22 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
 
   const trustProxy = parseTrustProxy(env.TRUST_PROXY, problems);
 
+  const secretKey = env.SECRET_KEY || undefined;
+  if (secretKey !== undefined && secretKey.length < 32) problems.push('SECRET_KEY must be at least 32 characters (e.g. the output of `openssl rand -base64 32`).');
+  if (secretKey === undefined && databaseUrl !== undefined) {
+    problems.push('SECRET_KEY is required with DATABASE_URL: it encrypts webhook keys at rest. Generate one with `openssl rand -base64 32` and keep it safe.');
+  }
+  const webhookTimeoutMs = durationVar('WEBHOOK_TIMEOUT', env.WEBHOOK_TIMEOUT, '10s', problems);
+  const webhookRotationGraceMs = durationVar('WEBHOOK_ROTATION_GRACE', env.WEBHOOK_ROTATION_GRACE, '24h', problems);
+  const webhookLeaseMs = durationVar('WEBHOOK_LEASE', env.WEBHOOK_LEASE, '60s', problems);
+  const scheduleText = env.WEBHOOK_RETRY_SCHEDULE || '5s,5m,30m,2h,5h,10h,10h';
+  const webhookRetrySchedule = scheduleText.split(',').map((part) => parseDuration(part));
+  if (webhookRetrySchedule.some((ms) => ms === undefined)) {
+    problems.push(`WEBHOOK_RETRY_SCHEDULE=${JSON.stringify(scheduleText)} must be comma-separated durations such as 5s,5m,30m.`);
+  }
+  const worker = (env.WORKER || 'on').toLowerCase();
+  if (!['on', 'off', 'true', 'false', '1', '0'].includes(worker)) problems.push(`WORKER=${JSON.stringify(env.WORKER)} must be on or off.`);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     host: env.HOST || '127.0.0.1',
@@ -105,5 +156,11 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     trustProxy,
     logLevel,
     logPretty: logFormat === 'pretty' || (logFormat === 'auto' && stdoutIsTty),
+    secretKey,
+    webhookTimeoutMs,
+    webhookRetrySchedule: Object.freeze(webhookRetrySchedule as number[]),
+    webhookRotationGraceMs,
+    webhookLeaseMs,
+    runWorker: ['on', 'true', '1'].includes(worker),
   });
 }

@@ -14,6 +14,7 @@ export const errorCatalogue = {
   'task-not-found': { status: 404, title: 'No such task' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'idempotency-in-flight': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
+  'task-changed': { status: 409, title: 'The task changed meanwhile' },
   'schema-version-exists': { status: 409, title: 'This schema version is already installed' },
   'body-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
@@ -22,6 +23,8 @@ export const errorCatalogue = {
   'too-many-requests': { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal server error' },
   'no-api-keys': { status: 501, title: 'No API key is configured on this server' },
+  'webhook-key-missing': { status: 501, title: 'The schema sends webhooks but has no webhook key' },
+  'webhook-refused': { status: 502, title: 'The application server did not accept the change' },
   unavailable: { status: 503, title: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

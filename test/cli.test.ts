@@ -653,7 +653,7 @@ describe('configuration and setup failures are one clear line, not a stack trace
     const code = await runCli(['schemas'], {
       out: (s) => out.push(s),
       err: (s) => err.push(s),
-      env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', LOG_LEVEL: 'silent' },
+      env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', SECRET_KEY: 'x'.repeat(32), LOG_LEVEL: 'silent' },
     });
     expect(code).toBe(1);
     expect(err.join('')).toMatch(/^error: Cannot reach the database \(ECONNREFUSED at 127\.0\.0\.1:1\)\. Check DATABASE_URL/);

@@ -2,3 +2,4 @@
 export * from './common.js';
 export * from './health.js';
 export * from './tasks.js';
+export * from './webhooks.js';

@@ -33,7 +33,8 @@ export const schemaVersions = pgTable(
     version: integer('version').notNull(),
     semver: text('semver').notNull(),
     defaultHookUrl: text('default_hook_url'),
-    hookAuth: jsonb('hook_auth').$type<{ kind: string; val: string; args?: Record<string, unknown> } | null>(),
+    hookMode: text('hook_mode').notNull().default('sync').$type<'sync' | 'async'>(),
+    hookAuth: jsonb('hook_auth').$type<{ kind: 'head' | 'standard'; val?: string; args?: Record<string, unknown> } | null>(),
     /** The YAML text as installed, kept for reference. */
     source: text('source').notNull(),
     created: created(),
@@ -51,6 +52,8 @@ export const taskTypes = pgTable(
     name: text('name').notNull(),
     pendingStates: text('pending_states').array().notNull().default(sql`'{}'::text[]`),
     resolvedStates: text('resolved_states').array().notNull(),
+    /** Overrides the version's default_hook_url for this type. */
+    hookUrl: text('hook_url'),
   },
   (t) => [unique('task_types_version_name_uq').on(t.versionId, t.name)],
 );
@@ -132,3 +135,92 @@ export const idempotencyKeys = pgTable(
   },
   (t) => [primaryKey({ columns: [t.apiKeyId, t.key] }), index('idempotency_keys_created_idx').on(t.created)],
 );
+
+/**
+ * Outbound webhook keys, per (schema, hook_auth) pair so they survive schema versions that keep
+ * the same hook_auth. The secret is stored only encrypted (AES-256-GCM, see core/secrets).
+ */
+export const webhookKeys = pgTable(
+  'webhook_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    schemaId: integer('schema_id')
+      .notNull()
+      .references(() => taskSchemas.id, { onDelete: 'cascade' }),
+    /** Canonical JSON of the hook_auth the key serves. */
+    authFingerprint: text('auth_fingerprint').notNull(),
+    kind: text('kind').notNull().$type<'head' | 'standard'>(),
+    secretEnc: text('secret_enc').notNull(),
+    /** The first characters, to tell keys apart in listings. */
+    prefix: text('prefix').notNull(),
+    created: created(),
+    /** Set when a newer key replaced this one: it keeps signing until then. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('webhook_keys_schema_idx').on(t.schemaId, t.authFingerprint)],
+);
+
+/**
+ * The delivery log and the outbox: one row per state change to deliver (async) or delivered
+ * while the person waited (sync). Async rows are written in the state change's transaction.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** The `webhook-id` header: the same on every retry, so receivers can drop duplicates. */
+    webhookId: text('webhook_id').notNull().unique(),
+    mode: text('mode').notNull().$type<'sync' | 'async'>(),
+    taskId: uuid('task_id').references(() => tasks.id, { onDelete: 'set null' }),
+    historyId: bigint('history_id', { mode: 'number' }),
+    schemaId: integer('schema_id')
+      .notNull()
+      .references(() => taskSchemas.id, { onDelete: 'cascade' }),
+    versionId: integer('version_id')
+      .notNull()
+      .references(() => schemaVersions.id, { onDelete: 'cascade' }),
+    url: text('url').notNull(),
+    /** The exact body sent, identical on every attempt. */
+    payload: text('payload').notNull(),
+    /** pending → delivered, or dead after the last retry; paused while its endpoint answered 410; failed: a refused sync change. */
+    status: text('status').notNull().$type<'pending' | 'delivered' | 'failed' | 'dead' | 'paused'>(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    leaseUntil: timestamp('lease_until', { withTimezone: true, mode: 'date' }),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    created: created(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_task_idx').on(t.taskId, t.id),
+    index('webhook_deliveries_schema_idx').on(t.schemaId, t.id),
+  ],
+);
+
+/** Every attempt of every delivery. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    deliveryId: bigint('delivery_id', { mode: 'number' })
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    created: created(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    /** The receiver's answer, up to 20 KB. */
+    responseBody: text('response_body'),
+    error: text('error'),
+  },
+  (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.id)],
+);
+
+/** Endpoints that answered 410 Gone: nothing more is sent to them until an admin re-enables them. */
+export const disabledEndpoints = pgTable('webhook_disabled_endpoints', {
+  url: text('url').primaryKey(),
+  created: created(),
+  reason: text('reason').notNull(),
+});

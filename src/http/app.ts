@@ -7,10 +7,15 @@ import { loggerOptions } from './logger.js';
 import { registerProblemHandlers } from './problems.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
+import { deliveryRoutes } from './routes/deliveries.js';
+import { Webhooks } from '../core/webhooks/index.js';
+import { loadSecretBox } from '../core/secrets/secret-box.js';
 
 export interface AppDeps {
   config: Config;
   database: Database;
+  /** Webhook sending (created from config and database when absent). */
+  webhooks?: Webhooks;
   /** Where logs go (default stdout); tests capture them here. */
   logStream?: NodeJS.WritableStream;
 }
@@ -40,7 +45,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerProblemHandlers(app);
   registerAuth(app, deps.database);
 
+  const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets: loadSecretBox(deps.config) });
   await app.register(healthRoutes);
-  await app.register(taskRoutes(deps.database));
+  await app.register(taskRoutes(deps.database, webhooks));
+  await app.register(deliveryRoutes(deps.database, webhooks));
   return app;
 }

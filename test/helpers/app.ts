@@ -28,7 +28,7 @@ export interface TestApp {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', ...env }, { stdoutIsTty: false });
+  return loadConfig({ LOG_LEVEL: 'silent', SECRET_KEY: 'test-secret-key-of-at-least-32-characters', ...env }, { stdoutIsTty: false });
 }
 
 /** An app on a fresh database with the sample schema installed and one API key. */

@@ -7,8 +7,10 @@ export interface SchemaFile {
   name: string;
   semver: string;
   defaultHookUrl: string | null;
-  hookAuth: { kind: string; val: string; args?: Record<string, unknown> } | null;
-  types: { name: string; pendingStates: string[]; resolvedStates: string[] }[];
+  /** `sync`: a change commits only if the receiver accepts it; `async`: through the outbox. */
+  hookMode: 'sync' | 'async';
+  hookAuth: HookAuth | null;
+  types: { name: string; pendingStates: string[]; resolvedStates: string[]; hookUrl: string | null }[];
   /** The YAML text itself. */
   source: string;
   /** Line of `semver`, to point at it when the (name, semver) pair already exists. */
@@ -21,7 +23,15 @@ export interface ParsedSchemaFile {
   warnings: SchemaFileIssue[];
 }
 
+/** How webhooks authenticate: `head` puts the webhook key in header `val`; `standard` signs (Standard Webhooks). */
+export interface HookAuth {
+  kind: 'head' | 'standard';
+  val?: string;
+  args?: Record<string, unknown>;
+}
+
 const Name = z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty');
+const HookUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 const StateList = z.array(Name, { error: 'must be a list of state names' });
 
 const FileShape = z.object(
@@ -32,16 +42,18 @@ const FileShape = z.object(
       .union([z.string(), z.number()], { error: 'must be a string such as "1" or "1.2.0"' })
       .transform(String)
       .pipe(z.string().trim().min(1, 'must not be empty')),
-    default_hook_url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).nullish(),
+    default_hook_url: HookUrl.nullish(),
+    hook_mode: z.enum(['sync', 'async'], { error: "must be 'sync' or 'async'" }).nullish(),
     hook_auth: z
       .object(
         {
-          kind: z.enum(['head'], { error: "must be 'head' (send the webhook key in a header)" }),
-          val: Name,
+          kind: z.enum(['head', 'standard'], { error: "must be 'head' (the webhook key in a header) or 'standard' (Standard Webhooks signatures)" }),
+          val: Name.optional(),
           args: z.record(z.string(), z.unknown(), { error: 'must be a map' }).optional(),
         },
         { error: 'must be a map with kind and val' },
       )
+      .refine((a) => a.kind !== 'head' || a.val !== undefined, { message: "is required for kind 'head': the header's name", path: ['val'] })
       .nullish(),
     tasktypes: z
       .array(
@@ -50,6 +62,7 @@ const FileShape = z.object(
             name: Name,
             pending_states: StateList.nullish().transform((v) => v ?? []),
             resolved_states: StateList,
+            hook_url: HookUrl.nullish(),
           },
           { error: 'must be a map with name, pending_states and resolved_states' },
         ),
@@ -61,9 +74,9 @@ const FileShape = z.object(
 );
 
 const knownKeys: Record<string, string[]> = {
-  '': ['name', 'semver', 'default_hook_url', 'hook_auth', 'tasktypes'],
+  '': ['name', 'semver', 'default_hook_url', 'hook_mode', 'hook_auth', 'tasktypes'],
   hook_auth: ['kind', 'val', 'args'],
-  tasktype: ['name', 'pending_states', 'resolved_states'],
+  tasktype: ['name', 'pending_states', 'resolved_states', 'hook_url'],
 };
 
 type Path = (string | number)[];
@@ -148,8 +161,10 @@ export function parseSchemaFile(source: string, label = 'the schema file'): Pars
       name: file.name,
       semver: file.semver,
       defaultHookUrl: file.default_hook_url ?? null,
-      hookAuth: file.hook_auth ?? null,
-      types: file.tasktypes.map((t) => ({ name: t.name, pendingStates: t.pending_states, resolvedStates: t.resolved_states })),
+      hookMode: file.hook_mode ?? 'sync',
+      // `val` means nothing to signatures; dropping it keeps the key's (schema, hook_auth) pair stable.
+      hookAuth: file.hook_auth ? (file.hook_auth.kind === 'standard' ? { kind: 'standard', ...(file.hook_auth.args ? { args: file.hook_auth.args } : {}) } : file.hook_auth) : null,
+      types: file.tasktypes.map((t) => ({ name: t.name, pendingStates: t.pending_states, resolvedStates: t.resolved_states, hookUrl: t.hook_url ?? null })),
       source,
       semverLine: positionOf(['semver']).line,
     },

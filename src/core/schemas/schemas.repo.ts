@@ -58,6 +58,11 @@ export async function findTypesByIds(db: Executor, ids: number[]) {
       schemaName: taskSchemas.name,
       version: schemaVersions.version,
       semver: schemaVersions.semver,
+      versionId: schemaVersions.id,
+      hookUrl: taskTypes.hookUrl,
+      defaultHookUrl: schemaVersions.defaultHookUrl,
+      hookMode: schemaVersions.hookMode,
+      hookAuth: schemaVersions.hookAuth,
     })
     .from(taskTypes)
     .innerJoin(schemaVersions, eq(schemaVersions.id, taskTypes.versionId))
@@ -122,4 +127,9 @@ export async function countSchemaContents(db: Executor, schemaId: number) {
 /** Deletes the schema; versions, types and tasks go with it, history rows stay with task_id cleared. */
 export async function deleteSchema(db: Executor, schemaId: number) {
   await db.delete(taskSchemas).where(eq(taskSchemas.id, schemaId));
+}
+
+export async function findVersionById(db: Executor, id: number) {
+  const rows = await db.select().from(schemaVersions).where(eq(schemaVersions.id, id));
+  return rows[0];
 }

@@ -51,12 +51,13 @@ export async function installSchema(database: Database, source: string, opts: { 
       version: versionNumber,
       semver: schema.semver,
       defaultHookUrl: schema.defaultHookUrl,
+      hookMode: schema.hookMode,
       hookAuth: schema.hookAuth,
       source: schema.source,
     });
     await repo.insertTaskTypes(
       tx,
-      schema.types.map((t) => ({ versionId: version.id, name: t.name, pendingStates: t.pendingStates, resolvedStates: t.resolvedStates })),
+      schema.types.map((t) => ({ versionId: version.id, name: t.name, pendingStates: t.pendingStates, resolvedStates: t.resolvedStates, hookUrl: t.hookUrl })),
     );
     return result(versionNumber, !existing);
   });

@@ -33,9 +33,16 @@ export async function insertTask(db: Executor, values: typeof tasks.$inferInsert
   return rows[0]!;
 }
 
-export async function insertHistory(db: Executor, values: typeof taskHistory.$inferInsert) {
-  const rows = await db.insert(taskHistory).values(values).returning();
+/** Inserts a history entry; `id` may be one taken in advance with nextHistoryId. */
+export async function insertHistory(db: Executor, values: Omit<typeof taskHistory.$inferInsert, 'id'> & { id?: number }) {
+  const rows = values.id === undefined ? await db.insert(taskHistory).values(values).returning() : await db.insert(taskHistory).overridingSystemValue().values(values as typeof taskHistory.$inferInsert & { id: number }).returning();
   return rows[0]!;
+}
+
+/** Takes the next history id in advance: a sync webhook names the entry before it is written. */
+export async function nextHistoryId(db: Executor): Promise<number> {
+  const rows = await db.execute<{ id: string | number }>(sql`SELECT nextval(pg_get_serial_sequence('task_history', 'id')) AS id`);
+  return Number((rows as unknown as { rows: { id: string | number }[] }).rows[0]!.id);
 }
 
 export async function findTaskById(db: Executor, id: string) {
@@ -49,8 +56,8 @@ export async function lockTaskById(db: Executor, id: string) {
   return rows[0];
 }
 
-export async function updateTaskState(db: Executor, id: string, state: string | null, resolved: boolean) {
-  const rows = await db.update(tasks).set({ state, resolved, updated: sql`now()` }).where(eq(tasks.id, id)).returning();
+export async function updateTaskState(db: Executor, id: string, state: string | null, resolved: boolean, at?: Date) {
+  const rows = await db.update(tasks).set({ state, resolved, updated: at ?? sql`now()` }).where(eq(tasks.id, id)).returning();
   return rows[0]!;
 }
 

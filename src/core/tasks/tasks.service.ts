@@ -3,6 +3,7 @@ import type { CreateTaskBody, CreateTaskResponse, GetTaskResponse, HistoryEntry,
 import type { Database, Executor } from '../../db/index.js';
 import { AppError, SchemaNotFound, StateNotInType, TaskNotFound, TaskTypeNotFound } from '../../errors.js';
 import { checkState, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
+import { buildPayload, hookTargetOf, type HookTarget, type Webhooks } from '../webhooks/index.js';
 import * as idempotency from './idempotency.repo.js';
 import * as repo from './tasks.repo.js';
 import { historyRowToEntry, scopeOf, stableStringify, taskRowToTask, type Principal } from './tasks.js';
@@ -122,25 +123,80 @@ export async function getTaskHistory(database: Database, principal: Principal, i
 
 /**
  * Moves a task to `state` (null unsets it), checked against the task's own type (its version may
- * be older than the schema's latest). Setting the current state changes nothing. The task row is
- * locked for the transaction, so concurrent changes queue and each one sees the previous.
+ * be older than the schema's latest). Setting the current state changes nothing and sends nothing.
+ *
+ * Without a webhook, or with an async one, the task row is locked for the transaction, so
+ * concurrent changes queue and each sees the previous; an async delivery is written in the same
+ * transaction. A sync webhook is sent before anything is written and outside any transaction (a
+ * slow receiver must not hold a database connection): changes of one task queue in this process,
+ * and if another instance changed the task meanwhile the change is refused as a conflict.
  */
-export async function setTaskState(database: Database, principal: Principal, id: string, state: string | null): Promise<{ task: Task; changed: boolean }> {
-  return database.db.transaction(async (tx) => {
-    const { row, type } = await visibleTask(tx, principal, id, true);
-    const check = checkState(type, state);
-    if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
-    if (row.state === state) return { task: taskRowToTask(row), changed: false };
-    const updated = await repo.updateTaskState(tx, id, state, check.resolved);
-    await repo.insertHistory(tx, {
-      taskId: id,
-      state,
-      resolved: check.resolved,
-      apiKeyId: principal.kind === 'api-key' ? principal.id : null,
+export async function setTaskState(
+  database: Database,
+  principal: Principal,
+  id: string,
+  state: string | null,
+  webhooks?: Webhooks,
+): Promise<{ task: Task; changed: boolean }> {
+  const editorId = null;
+  const run = async () => {
+    const seen = await visibleTask(database.db, principal, id);
+    const target = webhooks ? hookTargetOf(seen.type) : null;
+    if (target?.mode === 'sync') return setStateWithSyncHook(database, principal, seen, state, target, webhooks!);
+
+    const result = await database.db.transaction(async (tx) => {
+      const { row, type } = await visibleTask(tx, principal, id, true);
+      const check = checkState(type, state);
+      if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
+      if (row.state === state) return { task: taskRowToTask(row), changed: false };
+      const updated = await repo.updateTaskState(tx, id, state, check.resolved);
+      const history = await repo.insertHistory(tx, { taskId: id, state, resolved: check.resolved, editorId, apiKeyId: apiKeyIdOf(principal) });
+      const task = taskRowToTask(updated);
+      const asyncTarget = webhooks ? hookTargetOf(type) : null;
+      if (asyncTarget) {
+        const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: null });
+        await webhooks!.enqueue(tx, asyncTarget, payload, id);
+      }
+      return { task, changed: true, enqueued: asyncTarget !== null };
     });
+    if ('enqueued' in result && result.enqueued) webhooks!.wake();
+    return { task: result.task, changed: result.changed };
+  };
+  return webhooks ? webhooks.taskLock.run(id, run) : run();
+}
+
+async function setStateWithSyncHook(
+  database: Database,
+  principal: Principal,
+  seen: Awaited<ReturnType<typeof visibleTask>>,
+  state: string | null,
+  target: HookTarget,
+  webhooks: Webhooks,
+): Promise<{ task: Task; changed: boolean }> {
+  const { row, type } = seen;
+  const check = checkState(type, state);
+  if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
+  if (row.state === state) return { task: taskRowToTask(row), changed: false };
+
+  const historyId = await repo.nextHistoryId(database.db);
+  const now = new Date();
+  const next = taskRowToTask({ ...row, state, resolved: check.resolved, updated: now });
+  const payload = buildPayload({ task: next, type, previous: { state: row.state, resolved: row.resolved }, historyId, editor: null });
+  const recordDelivery = await webhooks.deliverSync(target, payload, row.id);
+
+  return database.db.transaction(async (tx) => {
+    const locked = await repo.lockTaskById(tx, row.id);
+    if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime()) {
+      throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
+    }
+    const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
+    await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: null, apiKeyId: apiKeyIdOf(principal) });
+    await recordDelivery(tx);
     return { task: taskRowToTask(updated), changed: true };
   });
 }
+
+const apiKeyIdOf = (p: Principal) => (p.kind === 'api-key' ? p.id : null);
 
 /** A page of tasks with the types they refer to. */
 export async function listTasks(database: Database, principal: Principal, q: ListTasksQuery & { order?: 'oldest' | 'newest' }): Promise<ListTasksResponse> {

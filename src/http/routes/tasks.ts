@@ -15,6 +15,7 @@ import {
 import type { Database } from '../../db/index.js';
 import * as tasks from '../../core/tasks/index.js';
 import { principalOf } from '../auth.js';
+import type { Webhooks } from '../../core/webhooks/index.js';
 
 const IdempotencyHeaders = z.object({
   'idempotency-key': z
@@ -27,7 +28,7 @@ const IdempotencyHeaders = z.object({
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 422: Problem, 501: Problem };
 
-export function taskRoutes(database: Database): FastifyPluginAsyncZod {
+export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/api/v1/tasks/',
@@ -71,10 +72,13 @@ export function taskRoutes(database: Database): FastifyPluginAsyncZod {
 
     app.patch(
       '/api/v1/tasks/:id/state',
-      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, querystring: SetStateQuery, response: { 200: TaskResponse, ...errors } } },
+      {
+        config: { auth: 'api-key' },
+        schema: { params: TaskIdParams, querystring: SetStateQuery, response: { 200: TaskResponse, 409: Problem, 502: Problem, ...errors } },
+      },
       async (req) => {
         const state = req.query.state === undefined || req.query.state === '' ? null : req.query.state;
-        const { task } = await tasks.setTaskState(database, principalOf(req), req.params.id, state);
+        const { task } = await tasks.setTaskState(database, principalOf(req), req.params.id, state, webhooks);
         return { task };
       },
     );

@@ -1,0 +1,156 @@
+import { EventEmitter } from 'node:events';
+import type { Config } from '../../config.js';
+import type { WebhookPayload } from '../../contract/index.js';
+import type { Database, Executor } from '../../db/index.js';
+import { AppError } from '../../errors.js';
+import { KeyedLock } from '../keyed-lock.js';
+import { schemasRepo } from '../schemas/index.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import * as deliveries from './deliveries.repo.js';
+import { postWebhook, type SendResult } from './sender.js';
+import { newWebhookId } from './signature.js';
+import { liveSecrets } from './webhook-keys.service.js';
+import { WAITING_FOR_KEY } from './webhook-keys.repo.js';
+import { retryDelay, webhookHeaders, type HookTarget } from './webhooks.js';
+
+/** Response bodies kept in the delivery log. */
+const LOG_BODY_BYTES = 20 * 1024;
+/** Of which a refused sync change quotes this much to the person. */
+const QUOTE_BYTES = 500;
+/** Async deliveries wait this long for an answer. */
+const ASYNC_TIMEOUT_MS = 15_000;
+/** How often a delivery waiting for a webhook key looks again (a new key also wakes it). */
+const KEY_WAIT_MS = 60_000;
+
+export interface WebhookDeps {
+  database: Database;
+  secrets: SecretBox;
+  config: Config;
+}
+
+/** Sends webhooks: sync ones while the person waits, async ones through the outbox. */
+export class Webhooks {
+  /** Serialises changes of one task within this process (a sync webhook is sent outside any transaction). */
+  readonly taskLock = new KeyedLock();
+  private readonly events = new EventEmitter();
+
+  constructor(private readonly deps: WebhookDeps) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Tells this process's workers that a delivery may be due. */
+  wake() {
+    this.events.emit('wake');
+  }
+
+  onWake(fn: () => void): () => void {
+    this.events.on('wake', fn);
+    return () => this.events.off('wake', fn);
+  }
+
+  private async secretsFor(db: Executor, target: Pick<HookTarget, 'auth' | 'schemaId'>): Promise<string[] | null> {
+    if (!target.auth) return [];
+    const secrets = await liveSecrets(db, this.deps.secrets, target.schemaId, target.auth);
+    return secrets.length > 0 ? secrets : null;
+  }
+
+  /**
+   * Sends a sync webhook for a change about to be written. Resolves with a function that records
+   * the delivery in the change's transaction; throws (and logs the attempt) when the receiver did
+   * not accept, so the change is never written.
+   */
+  async deliverSync(target: HookTarget, payload: WebhookPayload, taskId: string): Promise<(tx: Executor) => Promise<void>> {
+    const db = this.deps.database.db;
+    const secrets = await this.secretsFor(db, target);
+    if (secrets === null) {
+      throw new AppError(
+        'webhook-key-missing',
+        `Schema '${target.schemaName}' sends webhooks (hook_auth kind '${target.auth!.kind}') but has no webhook key, so the change was not made. An administrator creates one with: task-inbox webhook_key ${target.schemaName}`,
+      );
+    }
+    const webhookId = newWebhookId();
+    const body = JSON.stringify(payload);
+    const headers = webhookHeaders(target.auth, secrets, webhookId, Math.floor(Date.now() / 1000), body);
+    const result = await postWebhook({ url: target.url, body, headers, timeoutMs: this.deps.config.webhookTimeoutMs, maxBody: LOG_BODY_BYTES });
+    const record = async (tx: Executor, status: 'delivered' | 'failed') => {
+      const row = await deliveries.insertDelivery(tx, {
+        webhookId,
+        mode: 'sync',
+        taskId,
+        historyId: status === 'delivered' ? payload.history_id : null,
+        schemaId: target.schemaId,
+        versionId: target.versionId,
+        url: target.url,
+        payload: body,
+        status,
+        attempts: 1,
+        lastStatus: result.status,
+        lastError: result.error,
+        deliveredAt: status === 'delivered' ? new Date() : null,
+      });
+      await deliveries.insertAttempt(tx, attemptOf(row.id, result));
+    };
+    if (!result.ok) {
+      await record(db, 'failed');
+      const answer = result.status !== null ? `answered ${result.status}` : `could not be reached (${result.error})`;
+      const quoted = result.body ? `: ${result.body.slice(0, QUOTE_BYTES)}` : '';
+      throw new AppError('webhook-refused', `The application server at ${target.url} ${answer}${quoted}. The change was not made.`, {
+        receiver: { status: result.status, body: result.body?.slice(0, QUOTE_BYTES) ?? null, error: result.error },
+      });
+    }
+    return (tx) => record(tx, 'delivered');
+  }
+
+  /** Writes an async delivery in the state change's transaction (the outbox). */
+  async enqueue(tx: Executor, target: HookTarget, payload: WebhookPayload, taskId: string): Promise<void> {
+    await deliveries.insertDelivery(tx, {
+      webhookId: newWebhookId(),
+      mode: 'async',
+      taskId,
+      historyId: payload.history_id,
+      schemaId: target.schemaId,
+      versionId: target.versionId,
+      url: target.url,
+      payload: JSON.stringify(payload),
+      status: 'pending',
+    });
+  }
+
+  /** Claims a batch of due deliveries and sends them; returns how many were claimed. */
+  async runDue(limit = 32): Promise<number> {
+    const rows = await deliveries.claimDueDeliveries(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
+    await Promise.all(rows.map((row) => this.deliver(row)));
+    return rows.length;
+  }
+
+  private async deliver(row: deliveries.DeliveryRow): Promise<void> {
+    const db = this.deps.database.db;
+    const version = await schemasRepo.findVersionById(db, row.versionId);
+    const auth = version?.hookAuth ?? null;
+    const secrets = await this.secretsFor(db, { auth, schemaId: row.schemaId });
+    if (secrets === null) {
+      // No attempt is counted: the delivery waits until a key exists (creating one wakes it).
+      await deliveries.updateDelivery(db, row.id, { leaseUntil: null, lastError: WAITING_FOR_KEY, nextAttemptAt: new Date(Date.now() + KEY_WAIT_MS) });
+      return;
+    }
+    const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
+    const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES });
+    const attempts = row.attempts + 1;
+    await db.transaction(async (tx) => {
+      await deliveries.insertAttempt(tx, attemptOf(row.id, result));
+      const common = { attempts, leaseUntil: null, lastStatus: result.status, lastError: result.error };
+      if (result.ok) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'delivered', deliveredAt: new Date() });
+      if (result.status === 410) {
+        await deliveries.disableEndpoint(tx, row.url, `answered 410 Gone to delivery ${row.webhookId}`);
+        return deliveries.updateDelivery(tx, row.id, { ...common, status: 'paused' });
+      }
+      const delay = retryDelay(this.deps.config.webhookRetrySchedule, attempts, result.retryAfterMs);
+      if (delay === null) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'dead' });
+      return deliveries.updateDelivery(tx, row.id, { ...common, nextAttemptAt: new Date(Date.now() + delay) });
+    });
+  }
+}
+
+function attemptOf(deliveryId: number, r: SendResult) {
+  return { deliveryId, statusCode: r.status, latencyMs: r.latencyMs, responseBody: r.body, error: r.error };
+}
