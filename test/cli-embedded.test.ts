@@ -241,7 +241,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
     const exit = await Promise.race([serverExit, sleep(30_000).then(() => 'timeout' as const)]);
     expect(exit, `serve did not stop on SIGTERM\nstderr: ${serverErr}`).not.toBe('timeout');
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(serverErr).toContain('SIGTERM: finishing requests in flight, then stopping.');
+    expect(serverErr).toContain('SIGTERM: finishing work in flight, then stopping.');
     expect(existsSync(lockFile())).toBe(false);
     await expect(fetch(`${base}/health`)).rejects.toThrow();
 

@@ -8,6 +8,7 @@ import { registerKeyCommands } from './keys.commands.js';
 import { registerSchemaCommands } from './schemas.commands.js';
 import { registerServeCommands } from './serve.js';
 import { registerTaskCommands } from './tasks.commands.js';
+import { registerWebhookCommands } from './webhooks.commands.js';
 
 export type { CliIo } from './context.js';
 
@@ -23,6 +24,7 @@ export function createProgram(io: CliIo): Command {
   registerSchemaCommands(program, io);
   registerTaskCommands(program, io);
   registerKeyCommands(program, io);
+  registerWebhookCommands(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

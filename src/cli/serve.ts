@@ -4,6 +4,33 @@ import { migrate, openDatabase } from '../db/index.js';
 import { buildApp } from '../http/app.js';
 import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
+import { loadSecretBox } from '../core/secrets/secret-box.js';
+import { Webhooks } from '../core/webhooks/index.js';
+import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
+import { startDeliveryWorker, type DeliveryWorker } from '../worker/delivery-worker.js';
+import type { Config } from '../config.js';
+import type { Database } from '../db/index.js';
+
+/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
+function untilStopSignal(io: CliIo): Promise<string> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      io.err(`${signal}: finishing work in flight, then stopping.\n`);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function startWorker(config: Config, database: Database, webhooks: Webhooks, log: { error: (...a: never[]) => void }): Promise<DeliveryWorker> {
+  // Only one process can open the embedded database, so leases held there belong to a process that is gone.
+  if (database.kind === 'pglite') await releaseAllLeases(database.db);
+  return startDeliveryWorker(webhooks, { log: log as never });
+}
 
 export function registerServeCommands(program: Command, io: CliIo) {
   program
@@ -15,11 +42,15 @@ export function registerServeCommands(program: Command, io: CliIo) {
       const config = configOf(io);
       const database = await openDatabase(config, 'server');
       let app;
+      let worker: DeliveryWorker | undefined;
       try {
         await migrate(database);
-        app = await buildApp({ config, database });
+        const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
+        app = await buildApp({ config, database, webhooks });
         await app.listen({ port: opts.port ? Number(opts.port) : config.port, host: opts.host ?? config.host });
+        if (config.runWorker) worker = await startWorker(config, database, webhooks, app.log);
       } catch (err) {
+        await worker?.stop();
         await app?.close();
         await database.close();
         throw err;
@@ -32,20 +63,29 @@ export function registerServeCommands(program: Command, io: CliIo) {
       }, 3600_000);
       cleanup.unref();
 
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = async (signal: string) => {
-          if (stopping) process.exit(1); // a second signal: stop now
-          stopping = true;
-          io.err(`${signal}: finishing requests in flight, then stopping.\n`);
-          clearInterval(cleanup);
-          await app.close();
-          await database.close();
-          resolve();
-        };
-        process.once('SIGINT', () => void stop('SIGINT'));
-        process.once('SIGTERM', () => void stop('SIGTERM'));
-      });
+      await untilStopSignal(io);
+      clearInterval(cleanup);
+      await app.close();
+      await worker?.stop();
+      await database.close();
+    });
+
+  program
+    .command('worker')
+    .description('run only the webhook delivery worker (e.g. beside servers started with WORKER=off)')
+    .action(async () => {
+      const config = configOf(io);
+      const database = await openDatabase(config, 'server');
+      try {
+        await migrate(database);
+        const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
+        const worker = await startWorker(config, database, webhooks, { error: (...args: unknown[]) => io.err(`${JSON.stringify(args)}\n`) });
+        io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
+        await untilStopSignal(io);
+        await worker.stop();
+      } finally {
+        await database.close();
+      }
     });
 
   program
