@@ -20,7 +20,7 @@ export async function insertAttempt(db: Executor, values: typeof webhookAttempts
  */
 export async function claimDueDeliveries(db: Executor, limit: number, leaseMs: number): Promise<DeliveryRow[]> {
   const rows = await db.execute<Record<string, unknown>>(sql`
-    UPDATE webhook_deliveries SET lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    UPDATE webhook_deliveries SET lease_until = date_trunc('milliseconds', now() + make_interval(secs => ${leaseMs / 1000}))
     WHERE id IN (
       SELECT d.id FROM webhook_deliveries d
       WHERE d.status = 'pending' AND d.next_attempt_at <= now()
@@ -38,8 +38,13 @@ export async function claimDueDeliveries(db: Executor, limit: number, leaseMs: n
   return db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.id, ids)).orderBy(asc(webhookDeliveries.id));
 }
 
-export async function updateDelivery(db: Executor, id: number, values: Partial<typeof webhookDeliveries.$inferInsert>) {
-  await db.update(webhookDeliveries).set(values).where(eq(webhookDeliveries.id, id));
+/**
+ * Updates a delivery. With `lease`, only while the row still holds that lease: a worker whose
+ * lease ran out (and whose row another worker took) must not overwrite the other's outcome.
+ */
+export async function updateDelivery(db: Executor, id: number, values: Partial<typeof webhookDeliveries.$inferInsert>, lease?: Date | null) {
+  const held = lease ? eq(webhookDeliveries.leaseUntil, lease) : undefined;
+  await db.update(webhookDeliveries).set(values).where(and(eq(webhookDeliveries.id, id), held));
 }
 
 /** Hands back every lease, when no other worker can be running (the embedded database). */

@@ -130,7 +130,7 @@ export class Webhooks {
     const secrets = await this.secretsFor(db, { auth, schemaId: row.schemaId });
     if (secrets === null) {
       // No attempt is counted: the delivery waits until a key exists (creating one wakes it).
-      await deliveries.updateDelivery(db, row.id, { leaseUntil: null, lastError: WAITING_FOR_KEY, nextAttemptAt: new Date(Date.now() + KEY_WAIT_MS) });
+      await deliveries.updateDelivery(db, row.id, { leaseUntil: null, lastError: WAITING_FOR_KEY, nextAttemptAt: new Date(Date.now() + KEY_WAIT_MS) }, row.leaseUntil);
       return;
     }
     const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
@@ -139,14 +139,15 @@ export class Webhooks {
     await db.transaction(async (tx) => {
       await deliveries.insertAttempt(tx, attemptOf(row.id, result));
       const common = { attempts, leaseUntil: null, lastStatus: result.status, lastError: result.error };
-      if (result.ok) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'delivered', deliveredAt: new Date() });
+      const lease = row.leaseUntil;
+      if (result.ok) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'delivered', deliveredAt: new Date() }, lease);
       if (result.status === 410) {
         await deliveries.disableEndpoint(tx, row.url, `answered 410 Gone to delivery ${row.webhookId}`);
-        return deliveries.updateDelivery(tx, row.id, { ...common, status: 'paused' });
+        return deliveries.updateDelivery(tx, row.id, { ...common, status: 'paused' }, lease);
       }
       const delay = retryDelay(this.deps.config.webhookRetrySchedule, attempts, result.retryAfterMs);
-      if (delay === null) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'dead' });
-      return deliveries.updateDelivery(tx, row.id, { ...common, nextAttemptAt: new Date(Date.now() + delay) });
+      if (delay === null) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'dead' }, lease);
+      return deliveries.updateDelivery(tx, row.id, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease);
     });
   }
 }
