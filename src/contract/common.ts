@@ -15,5 +15,7 @@ export const Problem = z.object({
   detail: z.string(),
   instance: z.string().optional(),
   errors: z.array(z.unknown()).optional(),
+  /** With `webhook-refused`: what the application server answered. */
+  receiver: z.object({ status: z.number().int().nullable(), body: z.string().nullable(), error: z.string().nullable() }).optional(),
 });
 export type Problem = z.infer<typeof Problem>;

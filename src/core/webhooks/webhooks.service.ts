@@ -93,9 +93,10 @@ export class Webhooks {
     if (!result.ok) {
       await record(db, 'failed');
       const answer = result.status !== null ? `answered ${result.status}` : `could not be reached (${result.error})`;
-      const quoted = result.body ? `: ${result.body.slice(0, QUOTE_BYTES)}` : '';
+      const quote = result.body ? firstBytes(result.body, QUOTE_BYTES) : null;
+      const quoted = quote ? `: ${quote}` : '';
       throw new AppError('webhook-refused', `The application server at ${target.url} ${answer}${quoted}. The change was not made.`, {
-        receiver: { status: result.status, body: result.body?.slice(0, QUOTE_BYTES) ?? null, error: result.error },
+        receiver: { status: result.status, body: quote, error: result.error },
       });
     }
     return (tx) => record(tx, 'delivered');
@@ -150,6 +151,12 @@ export class Webhooks {
       return deliveries.updateDelivery(tx, row.id, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease);
     });
   }
+}
+
+/** The first `n` bytes of a text, without a broken character at the end. */
+function firstBytes(text: string, n: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  return bytes.length <= n ? text : bytes.subarray(0, n).toString('utf8').replace(/\uFFFD$/, '');
 }
 
 function attemptOf(deliveryId: number, r: SendResult) {
