@@ -79,7 +79,7 @@ describe('GET /api/v1/tasks/', () => {
   });
 
   test('bad parameters → 400', async () => {
-    for (const q of ['resolved=maybe', 'limit=0', 'limit=201', 'limit=abc', 'cursor=xyz']) {
+    for (const q of ['resolved=maybe', 'limit=0', 'limit=201', 'limit=abc', 'cursor=xyz', 'cursor=99999999999999999999']) {
       const res = await get(`/api/v1/tasks/?${q}`);
       expect(res.statusCode, q).toBe(400);
       expect(res.json().type).toBe('urn:task-inbox:problem:bad-request');

@@ -208,6 +208,25 @@ describe('sync webhooks (WEBHOOK_TIMEOUT 1s)', () => {
       expect(await h.deliveriesOf(task.id)).toMatchObject([{ status: 'failed', last_status: 500 }]);
     });
 
+    test('a change made elsewhere while the webhook was out → 409, nothing written, and the accepted attempt stays in the log', async () => {
+      let taskId = '';
+      // The receiver accepts, but meanwhile the task changes behind this process's back (as another instance would).
+      const r = await receiver(async () => {
+        await t.database.query("UPDATE tasks SET state = 'open', updated = now() + interval '1 second' WHERE id = $1", [taskId]);
+        return { status: 200 };
+      });
+      await installSchema(t.database, schemaYaml('raced', `default_hook_url: ${r.url}\n`));
+      taskId = (await h.post('raced')).id;
+      const res = await h.patch(taskId, 'done');
+      expect(res.statusCode, res.body).toBe(409);
+      expect(res.json().type).toBe('urn:task-inbox:problem:task-changed');
+      expect((await h.getTask(taskId)).state).toBe('open');
+      expect(await h.history(taskId)).toHaveLength(1);
+      const [d] = await h.deliveriesOf(taskId);
+      expect(d).toMatchObject({ status: 'failed', last_status: 200, history_id: null });
+      expect(d!.last_error).toMatch(/accepted, but the change was not written/);
+    });
+
     test('the quote is 500 bytes, not characters, and ends on a whole character', async () => {
       const r = await receiver(() => ({ status: 500, body: 'é'.repeat(400) }));
       await installSchema(t.database, schemaYaml('err500b', `default_hook_url: ${r.url}\n`));

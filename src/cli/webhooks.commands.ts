@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
 import * as webhooks from '../core/webhooks/index.js';
+import { ListDeliveriesQuery } from '../contract/index.js';
 import { AppError } from '../errors.js';
 import { withDatabase, type CliIo } from './context.js';
 import { printRows } from './output.js';
@@ -9,7 +10,7 @@ const cli = { kind: 'cli' } as const;
 
 function wholeNumber(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text)) throw new AppError('bad-request', `${flag} must be a whole number, not '${text}'.`);
+  if (!/^\d{1,15}$/.test(text)) throw new AppError('bad-request', `${flag} must be a whole number, not '${text}'.`);
   return Number(text);
 }
 
@@ -45,14 +46,15 @@ export function registerWebhookCommands(program: Command, io: CliIo) {
 
   key
     .command('rotate')
-    .description('replace a schema\'s webhook key with a new one; the old one keeps signing for WEBHOOK_ROTATION_GRACE')
+    .description("replace a schema's webhook key; for kind standard the old one keeps signing for WEBHOOK_ROTATION_GRACE, for head the new key is sent at once")
     .argument('<schema_name>', 'schema name')
+    .option('--key <key>', 'use this secret instead of a generated one')
     .option('--keylen <bytes>', 'random bytes in the new key (at least 24)', '24')
     .option('--json', 'machine-readable output')
-    .action(async (schemaName: string, opts: { keylen: string; json?: boolean }) => {
+    .action(async (schemaName: string, opts: { key?: string; keylen: string; json?: boolean }) => {
       const keyBytes = wholeNumber('--keylen', opts.keylen);
       const created = await withDatabase(io, (db, config) =>
-        webhooks.createWebhookKey(db, loadSecretBox(config), { schemaName, keyBytes, graceMs: config.webhookRotationGraceMs, requireExisting: true }),
+        webhooks.createWebhookKey(db, loadSecretBox(config), { schemaName, key: opts.key, keyBytes, graceMs: config.webhookRotationGraceMs, requireExisting: true }),
       );
       printCreated(created, opts.json, 'Rotated to');
     });
@@ -94,12 +96,13 @@ export function registerWebhookCommands(program: Command, io: CliIo) {
     .option('--limit <n>', 'how many', '50')
     .option('--json', 'machine-readable output')
     .action(async (opts: { task?: string; schema?: string; status?: string; limit: string; json?: boolean }) => {
-      const statuses = ['pending', 'delivered', 'failed', 'dead', 'paused'] as const;
-      if (opts.status !== undefined && !statuses.includes(opts.status as never)) throw new AppError('bad-request', `--status must be one of ${statuses.join(', ')}.`);
-      const limit = wholeNumber('--limit', opts.limit)!;
-      const page = await withDatabase(io, (db) =>
-        webhooks.listDeliveries(db, cli, { task: opts.task, schema: opts.schema, status: opts.status as (typeof statuses)[number] | undefined, limit: Math.min(Math.max(limit, 1), 200) }),
-      );
+      // The same checks as the API's query string.
+      const parsed = ListDeliveriesQuery.safeParse({ task: opts.task, schema: opts.schema, status: opts.status, limit: opts.limit });
+      if (!parsed.success) {
+        const flag = (p: PropertyKey | undefined) => `--${String(p)}`;
+        throw new AppError('bad-request', parsed.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join('; '));
+      }
+      const page = await withDatabase(io, (db) => webhooks.listDeliveries(db, cli, parsed.data));
       printRows(
         io,
         page.deliveries as unknown as Record<string, unknown>[],

@@ -57,7 +57,7 @@ export const ListTasksQuery = z.object({
   type: z.string().min(1).optional(),
   state: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^\d+$/, 'cursor must be the next_cursor of a previous page').optional(),
+  cursor: z.string().regex(/^\d{1,15}$/, 'cursor must be the next_cursor of a previous page').optional(),
 });
 export type ListTasksQuery = z.infer<typeof ListTasksQuery>;
 

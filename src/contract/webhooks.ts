@@ -17,7 +17,7 @@ export const WebhookPayload = z.object({
 });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
-export const DeliveryStatus = z.enum(['pending', 'delivered', 'failed', 'dead', 'paused']);
+export const DeliveryStatus = z.enum(['pending', 'delivered', 'failed', 'dead', 'paused'], { error: 'must be one of pending, delivered, failed, dead, paused' });
 
 export const WebhookAttempt = z.object({
   id: z.number().int(),
@@ -52,7 +52,7 @@ export const ListDeliveriesQuery = z.object({
   schema: z.string().min(1).optional(),
   status: DeliveryStatus.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^\d+$/, 'cursor must be the next_cursor of a previous page').optional(),
+  cursor: z.string().regex(/^\d{1,15}$/, 'cursor must be the next_cursor of a previous page').optional(),
 });
 export type ListDeliveriesQuery = z.infer<typeof ListDeliveriesQuery>;
 

@@ -182,18 +182,22 @@ async function setStateWithSyncHook(
   const now = new Date();
   const next = taskRowToTask({ ...row, state, resolved: check.resolved, updated: now });
   const payload = buildPayload({ task: next, type, previous: { state: row.state, resolved: row.resolved }, historyId, editor: null });
-  const recordDelivery = await webhooks.deliverSync(target, payload, row.id);
+  const delivery = await webhooks.deliverSync(target, payload, row.id);
 
-  return database.db.transaction(async (tx) => {
-    const locked = await repo.lockTaskById(tx, row.id);
-    if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime()) {
-      throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
-    }
-    const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
-    await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: null, apiKeyId: apiKeyIdOf(principal) });
-    await recordDelivery(tx);
-    return { task: taskRowToTask(updated), changed: true };
-  });
+  try {
+    return await database.db.transaction(async (tx) => {
+      const locked = await repo.lockTaskById(tx, row.id);
+      if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime()) {
+        throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
+      }
+      const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
+      await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: null, apiKeyId: apiKeyIdOf(principal) });
+      return { task: taskRowToTask(updated), changed: true };
+    });
+  } catch (err) {
+    await delivery.changeFailed(err instanceof AppError ? err.detail : (err as Error).message).catch(() => {});
+    throw err;
+  }
 }
 
 const apiKeyIdOf = (p: Principal) => (p.kind === 'api-key' ? p.id : null);

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
 import { disabledEndpoints, taskSchemas, webhookAttempts, webhookDeliveries } from '../../db/tables.js';
 
@@ -99,7 +99,7 @@ export async function requeueDelivery(db: Executor, id: number) {
   return rows.length === 1;
 }
 
-/** Requeues every failed or dead async delivery created since `since`; returns how many. */
+/** Sends again now every async delivery created since `since` that is dead, paused, or failing and waiting to retry; returns how many. */
 export async function requeueFailedSince(db: Executor, since: Date, schemaId?: number) {
   const rows = await db
     .update(webhookDeliveries)
@@ -107,7 +107,7 @@ export async function requeueFailedSince(db: Executor, since: Date, schemaId?: n
     .where(
       and(
         eq(webhookDeliveries.mode, 'async'),
-        inArray(webhookDeliveries.status, ['dead', 'failed', 'paused']),
+        or(inArray(webhookDeliveries.status, ['dead', 'paused']), and(eq(webhookDeliveries.status, 'pending'), gt(webhookDeliveries.attempts, 0))),
         gte(webhookDeliveries.created, since),
         schemaId === undefined ? undefined : eq(webhookDeliveries.schemaId, schemaId),
       ),

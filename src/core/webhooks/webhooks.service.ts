@@ -55,11 +55,11 @@ export class Webhooks {
   }
 
   /**
-   * Sends a sync webhook for a change about to be written. Resolves with a function that records
-   * the delivery in the change's transaction; throws (and logs the attempt) when the receiver did
-   * not accept, so the change is never written.
+   * Sends a sync webhook for a change about to be written, and logs the attempt. Throws when the
+   * receiver did not accept, so the change is never written. On success, returns a function to
+   * call if the change then could not be written after all, which marks the logged delivery so.
    */
-  async deliverSync(target: HookTarget, payload: WebhookPayload, taskId: string): Promise<(tx: Executor) => Promise<void>> {
+  async deliverSync(target: HookTarget, payload: WebhookPayload, taskId: string): Promise<{ changeFailed(reason: string): Promise<void> }> {
     const db = this.deps.database.db;
     const secrets = await this.secretsFor(db, target);
     if (secrets === null) {
@@ -72,34 +72,38 @@ export class Webhooks {
     const body = JSON.stringify(payload);
     const headers = webhookHeaders(target.auth, secrets, webhookId, Math.floor(Date.now() / 1000), body);
     const result = await postWebhook({ url: target.url, body, headers, timeoutMs: this.deps.config.webhookTimeoutMs, maxBody: LOG_BODY_BYTES });
-    const record = async (tx: Executor, status: 'delivered' | 'failed') => {
-      const row = await deliveries.insertDelivery(tx, {
+    // Logged before the change is written, so an accepted attempt is on record whatever follows.
+    const row = await db.transaction(async (tx) => {
+      const inserted = await deliveries.insertDelivery(tx, {
         webhookId,
         mode: 'sync',
         taskId,
-        historyId: status === 'delivered' ? payload.history_id : null,
+        historyId: result.ok ? payload.history_id : null,
         schemaId: target.schemaId,
         versionId: target.versionId,
         url: target.url,
         payload: body,
-        status,
+        status: result.ok ? 'delivered' : 'failed',
         attempts: 1,
         lastStatus: result.status,
         lastError: result.error,
-        deliveredAt: status === 'delivered' ? new Date() : null,
+        deliveredAt: result.ok ? new Date() : null,
       });
-      await deliveries.insertAttempt(tx, attemptOf(row.id, result));
-    };
+      await deliveries.insertAttempt(tx, attemptOf(inserted.id, result));
+      return inserted;
+    });
     if (!result.ok) {
-      await record(db, 'failed');
       const answer = result.status !== null ? `answered ${result.status}` : `could not be reached (${result.error})`;
-      const quote = result.body ? firstBytes(result.body, QUOTE_BYTES) : null;
+      const quote = result.body ? firstBytes(result.body, QUOTE_BYTES).trimEnd() : null;
       const quoted = quote ? `: ${quote}` : '';
       throw new AppError('webhook-refused', `The application server at ${target.url} ${answer}${quoted}. The change was not made.`, {
         receiver: { status: result.status, body: quote, error: result.error },
       });
     }
-    return (tx) => record(tx, 'delivered');
+    return {
+      changeFailed: (reason) =>
+        deliveries.updateDelivery(db, row.id, { status: 'failed', historyId: null, lastError: `accepted, but the change was not written: ${reason}` }),
+    };
   }
 
   /** Writes an async delivery in the state change's transaction (the outbox). */
