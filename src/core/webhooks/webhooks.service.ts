@@ -94,8 +94,8 @@ export class Webhooks {
     });
     if (!result.ok) {
       const answer = result.status !== null ? `answered ${result.status}` : `could not be reached (${result.error})`;
-      const quote = result.body ? firstBytes(result.body, QUOTE_BYTES).trimEnd() : null;
-      const quoted = quote ? `: ${quote}` : '';
+      const quote = result.body ? firstBytes(result.body, QUOTE_BYTES) : null;
+      const quoted = quote?.trim() ? `: ${quote.trimEnd()}` : '';
       throw new AppError('webhook-refused', `The application server at ${target.url} ${answer}${quoted}. The change was not made.`, {
         receiver: { status: result.status, body: quote, error: result.error },
       });
