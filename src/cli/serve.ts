@@ -26,9 +26,14 @@ function untilStopSignal(io: CliIo): Promise<string> {
   });
 }
 
-async function startWorker(config: Config, database: Database, webhooks: Webhooks, log: { error: (...a: never[]) => void }): Promise<DeliveryWorker> {
+async function startWorker(config: Config, database: Database, webhooks: Webhooks, log: { error: (...a: never[]) => void; warn?: unknown }): Promise<DeliveryWorker> {
   // Only one process can open the embedded database, so leases held there belong to a process that is gone.
   if (database.kind === 'pglite') await releaseAllLeases(database.db);
+  if (config.webhookLeaseMs < 20_000) {
+    (log as unknown as { warn?: (m: string) => void }).warn?.(
+      `WEBHOOK_LEASE is ${config.webhookLeaseMs} ms, shorter than a delivery may take (15 s): with several workers, slow deliveries will be sent twice.`,
+    );
+  }
   return startDeliveryWorker(webhooks, { log: log as never });
 }
 
@@ -79,7 +84,10 @@ export function registerServeCommands(program: Command, io: CliIo) {
       try {
         await migrate(database);
         const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
-        const worker = await startWorker(config, database, webhooks, { error: (...args: unknown[]) => io.err(`${JSON.stringify(args)}\n`) });
+        const worker = await startWorker(config, database, webhooks, {
+          error: (...args: unknown[]) => io.err(`${JSON.stringify(args)}\n`),
+          warn: (m: string) => io.err(`warning: ${m}\n`),
+        });
         io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
         await untilStopSignal(io);
         await worker.stop();

@@ -7,37 +7,60 @@ export interface DeliveryWorker {
 }
 
 /**
- * Sends due webhook deliveries until stopped: claims a batch, sends it, and sleeps until the next
- * poll or until a new delivery in this process wakes it. Any number of workers, in any number of
- * processes, can run on one database.
+ * Sends due webhook deliveries until stopped. Up to `concurrency` deliveries are in flight at
+ * once; a free slot is filled as soon as one finishes, so a slow receiver holds up only its own
+ * deliveries. Between claims it sleeps until the next poll, or until a new delivery in this
+ * process or a finished one wakes it. Any number of workers, in any number of processes, can run
+ * on one database.
  */
-export function startDeliveryWorker(webhooks: Webhooks, opts: { pollMs?: number; batch?: number; log?: Pick<FastifyBaseLogger, 'error'> } = {}): DeliveryWorker {
+export function startDeliveryWorker(
+  webhooks: Webhooks,
+  opts: { pollMs?: number; concurrency?: number; log?: Pick<FastifyBaseLogger, 'error'> } = {},
+): DeliveryWorker {
   const pollMs = opts.pollMs ?? 1000;
+  const concurrency = opts.concurrency ?? 32;
+  const inFlight = new Set<Promise<void>>();
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
-  const unsubscribe = webhooks.onWake(() => {
+  const poke = () => {
     woken = true;
     wake?.();
-  });
+  };
+  const unsubscribe = webhooks.onWake(poke);
 
   const loop = (async () => {
     while (running) {
       woken = false;
+      const room = concurrency - inFlight.size;
       let claimed = 0;
-      try {
-        claimed = await webhooks.runDue(opts.batch ?? 32);
-      } catch (err) {
-        opts.log?.error({ err }, 'webhook delivery worker: claiming or sending failed; retrying');
+      if (room > 0) {
+        try {
+          const rows = await webhooks.claimDue(room);
+          claimed = rows.length;
+          for (const row of rows) {
+            const p: Promise<void> = webhooks
+              .deliver(row)
+              .catch((err: unknown) => opts.log?.error({ err }, 'webhook delivery worker: recording a delivery failed; it is retried after its lease'))
+              .finally(() => {
+                inFlight.delete(p);
+                poke();
+              });
+            inFlight.add(p);
+          }
+        } catch (err) {
+          opts.log?.error({ err }, 'webhook delivery worker: claiming failed; retrying');
+        }
       }
       if (!running) break;
-      if (claimed > 0 || woken) continue;
+      if ((room > 0 && claimed === room) || woken) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pollMs);
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
+        if (woken) wake();
       });
       wake = undefined;
     }
@@ -49,6 +72,7 @@ export function startDeliveryWorker(webhooks: Webhooks, opts: { pollMs?: number;
       wake?.();
       unsubscribe();
       await loop;
+      await Promise.all(inFlight);
     },
   };
 }

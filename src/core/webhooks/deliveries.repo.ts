@@ -47,6 +47,16 @@ export async function updateDelivery(db: Executor, id: number, values: Partial<t
   await db.update(webhookDeliveries).set(values).where(and(eq(webhookDeliveries.id, id), held));
 }
 
+/** Counts an attempt, whoever holds the lease now; returns the new count. */
+export async function countAttempt(db: Executor, id: number): Promise<number> {
+  const rows = await db
+    .update(webhookDeliveries)
+    .set({ attempts: sql`${webhookDeliveries.attempts} + 1` })
+    .where(eq(webhookDeliveries.id, id))
+    .returning({ attempts: webhookDeliveries.attempts });
+  return rows[0]?.attempts ?? 0;
+}
+
 /** Hands back every lease, when no other worker can be running (the embedded database). */
 export async function releaseAllLeases(db: Executor) {
   await db.update(webhookDeliveries).set({ leaseUntil: null }).where(eq(webhookDeliveries.status, 'pending'));

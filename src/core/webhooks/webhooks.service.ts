@@ -121,14 +121,20 @@ export class Webhooks {
     });
   }
 
-  /** Claims a batch of due deliveries and sends them; returns how many were claimed. */
+  /** Claims up to `limit` due deliveries (see deliveries.repo claimDueDeliveries). */
+  claimDue(limit: number): Promise<deliveries.DeliveryRow[]> {
+    return deliveries.claimDueDeliveries(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
+  }
+
+  /** Claims a batch of due deliveries and sends them all; returns how many were claimed. */
   async runDue(limit = 32): Promise<number> {
-    const rows = await deliveries.claimDueDeliveries(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
+    const rows = await this.claimDue(limit);
     await Promise.all(rows.map((row) => this.deliver(row)));
     return rows.length;
   }
 
-  private async deliver(row: deliveries.DeliveryRow): Promise<void> {
+  /** Sends one claimed delivery and records the outcome. Never throws for a receiver's failure. */
+  async deliver(row: deliveries.DeliveryRow): Promise<void> {
     const db = this.deps.database.db;
     const version = await schemasRepo.findVersionById(db, row.versionId);
     const auth = version?.hookAuth ?? null;
@@ -140,10 +146,10 @@ export class Webhooks {
     }
     const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
     const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES });
-    const attempts = row.attempts + 1;
     await db.transaction(async (tx) => {
       await deliveries.insertAttempt(tx, attemptOf(row.id, result));
-      const common = { attempts, leaseUntil: null, lastStatus: result.status, lastError: result.error };
+      const attempts = await deliveries.countAttempt(tx, row.id);
+      const common = { leaseUntil: null, lastStatus: result.status, lastError: result.error };
       const lease = row.leaseUntil;
       if (result.ok) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'delivered', deliveredAt: new Date() }, lease);
       if (result.status === 410) {
