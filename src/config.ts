@@ -29,6 +29,12 @@ export interface Config {
   readonly webhookLeaseMs: number;
   /** Whether `serve` also runs the delivery worker. */
   readonly runWorker: boolean;
+  /** A session ends after this long without use. */
+  readonly sessionIdleMs: number;
+  /** A session ends this long after sign-in, however active. */
+  readonly sessionLifetimeMs: number;
+  /** The URL people open, e.g. https://inbox.example.org; its origin is the only one allowed to send cookies' unsafe requests. */
+  readonly publicUrl: string | undefined;
 }
 
 /** Every configuration variable, with its default and meaning: the README's table is written from this. */
@@ -46,6 +52,9 @@ export const configVariables = [
   ['WEBHOOK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h', 'Delays before each retry of an async delivery (±20 % jitter); after the last, the delivery is dead.'],
   ['WEBHOOK_ROTATION_GRACE', '24h', 'After `webhook-key rotate`, how long the old key still signs beside the new one.'],
   ['WEBHOOK_LEASE', '60s', 'How long a worker holds a claimed delivery; a crashed worker\'s deliveries are retried after it.'],
+  ['SESSION_IDLE_TIMEOUT', '14d', 'A sign-in ends after this long without use.'],
+  ['SESSION_LIFETIME', '90d', 'A sign-in ends this long after it began, however active.'],
+  ['PUBLIC_URL', '(unset)', 'The address people open (e.g. `https://inbox.example.org`): used in the first-run setup link and as the only origin allowed to make cookie-authenticated changes. Unset: the request\'s own host.'],
   ['WORKER', 'on', '`off` to run no delivery worker inside `serve` (run `task-inbox worker` separately).'],
 ] as const;
 
@@ -143,6 +152,18 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
   if (webhookRetrySchedule.some((ms) => ms === undefined)) {
     problems.push(`WEBHOOK_RETRY_SCHEDULE=${JSON.stringify(scheduleText)} must be comma-separated durations such as 5s,5m,30m.`);
   }
+  const sessionIdleMs = durationVar('SESSION_IDLE_TIMEOUT', env.SESSION_IDLE_TIMEOUT, '14d', problems);
+  const sessionLifetimeMs = durationVar('SESSION_LIFETIME', env.SESSION_LIFETIME, '90d', problems);
+  let publicUrl = env.PUBLIC_URL || undefined;
+  if (publicUrl !== undefined) {
+    try {
+      const u = new URL(publicUrl);
+      if (!['http:', 'https:'].includes(u.protocol)) throw new Error();
+      publicUrl = u.origin;
+    } catch {
+      problems.push(`PUBLIC_URL=${JSON.stringify(publicUrl)} must be an http(s) URL such as https://inbox.example.org.`);
+    }
+  }
   const worker = (env.WORKER || 'on').toLowerCase();
   if (!['on', 'off', 'true', 'false', '1', '0'].includes(worker)) problems.push(`WORKER=${JSON.stringify(env.WORKER)} must be on or off.`);
 
@@ -162,5 +183,8 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     webhookRotationGraceMs,
     webhookLeaseMs,
     runWorker: ['on', 'true', '1'].includes(worker),
+    sessionIdleMs,
+    sessionLifetimeMs,
+    publicUrl,
   });
 }

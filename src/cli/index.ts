@@ -9,6 +9,7 @@ import { registerSchemaCommands } from './schemas.commands.js';
 import { registerServeCommands } from './serve.js';
 import { registerTaskCommands } from './tasks.commands.js';
 import { registerWebhookCommands } from './webhooks.commands.js';
+import { registerPeopleCommands } from './people.commands.js';
 
 export type { CliIo } from './context.js';
 
@@ -25,6 +26,7 @@ export function createProgram(io: CliIo): Command {
   registerTaskCommands(program, io);
   registerKeyCommands(program, io);
   registerWebhookCommands(program, io);
+  registerPeopleCommands(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -6,6 +6,7 @@ import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
 import { Webhooks } from '../core/webhooks/index.js';
+import { createSetupToken } from '../core/people/index.js';
 import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../worker/delivery-worker.js';
 import type { Config } from '../config.js';
@@ -62,6 +63,13 @@ export function registerServeCommands(program: Command, io: CliIo) {
       }
       const where = database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL';
       io.err(`task-inbox is listening on ${app.listeningOrigin} (${where}). Stop it with Ctrl+C.\n`);
+      const setupToken = await createSetupToken(database);
+      if (setupToken) {
+        io.err(
+          `No account exists yet. Create the first admin within an hour at:\n  ${config.publicUrl ?? app.listeningOrigin}/setup#${setupToken}\n` +
+            '(the link works once), or run: task-inbox create-admin\n',
+        );
+      }
 
       const cleanup = setInterval(() => {
         deleteExpiredIdempotencyKeys(database.db, IDEMPOTENCY_TTL_HOURS).catch((err) => app.log.warn({ err }, 'idempotency cleanup failed'));

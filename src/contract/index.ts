@@ -3,3 +3,4 @@ export * from './common.js';
 export * from './health.js';
 export * from './tasks.js';
 export * from './webhooks.js';
+export * from './people.js';

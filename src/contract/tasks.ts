@@ -34,6 +34,8 @@ export const HistoryEntry = z.object({
   state: z.string().nullable(),
   resolved: z.boolean(),
   editor_id: z.string().nullable(),
+  /** The editor's display name, for the inbox. */
+  editor_name: z.string().nullable(),
   assigned_id: z.string().nullable(),
   update_meta: Meta.nullable(),
 });

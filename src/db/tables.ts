@@ -10,6 +10,7 @@ import {
   text,
   timestamp,
   unique,
+  uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
 
@@ -224,3 +225,79 @@ export const disabledEndpoints = pgTable('webhook_disabled_endpoints', {
   created: created(),
   reason: text('reason').notNull(),
 });
+
+/** People who work the inbox. Usernames are unique whatever their case. */
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    username: text('username').notNull(),
+    displayName: text('display_name').notNull(),
+    email: text('email'),
+    role: text('role').notNull().$type<'admin' | 'member'>(),
+    active: boolean('active').notNull().default(true),
+    /** argon2id. */
+    passwordHash: text('password_hash').notNull(),
+    created: created(),
+    updated: timestamp('updated', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('users_username_lower_uq').on(sql`lower(${t.username})`)],
+);
+
+/** Sign-in sessions. Only the SHA-256 of the cookie's token is stored. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull().unique(),
+    created: created(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** The absolute end, whatever the activity. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+/** Failed sign-ins, counted per account and per address for throttling (shared by all instances). */
+export const signInFailures = pgTable(
+  'sign_in_failures',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** `user:<lower username>` or `ip:<address>`. */
+    subject: text('subject').notNull(),
+    created: created(),
+  },
+  (t) => [index('sign_in_failures_subject_idx').on(t.subject, t.created)],
+);
+
+/** The first-run setup link: valid once, for an hour, while no account exists. */
+export const setupTokens = pgTable('setup_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  created: created(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
+});
+
+/** Who did what, when, from where. Never holds a secret. */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    created: created(),
+    /** `person`, `api-key`, `cli` or `anonymous`. */
+    actorKind: text('actor_kind').notNull(),
+    actorId: text('actor_id'),
+    actorName: text('actor_name'),
+    ip: text('ip'),
+    /** e.g. `auth.sign-in`, `user.create`, `api-key.revoke`. */
+    action: text('action').notNull(),
+    target: text('target'),
+    details: jsonb('details').$type<Record<string, unknown> | null>(),
+  },
+  (t) => [index('audit_events_created_idx').on(t.created), index('audit_events_action_idx').on(t.action, t.id)],
+);

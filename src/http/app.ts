@@ -8,6 +8,10 @@ import { registerProblemHandlers } from './problems.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
 import { deliveryRoutes } from './routes/deliveries.js';
+import { authRoutes } from './routes/auth.js';
+import { userRoutes } from './routes/users.js';
+import { adminRoutes } from './routes/admin.js';
+import { setupPage } from './routes/setup-page.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
 
@@ -35,6 +39,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  // JSON routes take JSON only: a form or text body is refused (415), which also keeps cross-site forms out.
+  app.removeContentTypeParser('text/plain');
   // The earlier inbox sends PATCH with a JSON content type and no body: an empty body is no body.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
@@ -43,11 +49,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerProblemHandlers(app);
-  registerAuth(app, deps.database);
+  registerAuth(app, { database: deps.database, config: deps.config });
 
-  const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets: loadSecretBox(deps.config) });
+  const secrets = loadSecretBox(deps.config);
+  const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets });
   await app.register(healthRoutes);
   await app.register(taskRoutes(deps.database, webhooks));
   await app.register(deliveryRoutes(deps.database, webhooks));
+  await app.register(authRoutes(deps.database, deps.config));
+  await app.register(userRoutes(deps.database));
+  await app.register(adminRoutes(deps.database, deps.config, secrets));
+  await app.register(setupPage);
   return app;
 }

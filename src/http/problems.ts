@@ -35,6 +35,11 @@ export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.warn({ code: err.code }, err.detail);
+      if (typeof err.extra.retryAfter === 'number') {
+        reply.header('retry-after', String(err.extra.retryAfter));
+        const { retryAfter: _, ...rest } = err.extra;
+        return sendProblem(reply, req, err.code, err.detail, rest);
+      }
       return sendProblem(reply, req, err.code, err.detail, err.extra);
     }
     if (hasZodFastifySchemaValidationErrors(err)) return sendProblem(reply, req, 'bad-request', describeValidation(err));

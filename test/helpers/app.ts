@@ -1,6 +1,8 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createApiKey } from '../../src/core/keys/index.js';
+import { createUser, signIn } from '../../src/core/people/index.js';
+import { cliActor } from '../../src/core/audit/audit.js';
 import { installSchema } from '../../src/core/schemas/index.js';
 import type { Database } from '../../src/db/index.js';
 import { buildApp } from '../../src/http/app.js';
@@ -22,8 +24,14 @@ export interface TestApp {
   config: Config;
   /** A live API key with no schema limit. */
   key: string;
-  /** `app.inject` with the API key header added unless `headers['api-key']` is given (null removes it). */
-  call(opts: InjectOptions & { key?: string | null }): Promise<LightMyRequestResponse>;
+  /** The session cookie of a signed-in admin ("admin" / "admin-password-1"). */
+  adminCookie: string;
+  /**
+   * `app.inject` with credentials. By default both the API key and the admin's session cookie
+   * (routes take the one their rule asks for). `key: '…'` sends only that key; `key: null` sends
+   * neither; `cookie: '…'` sends only that cookie.
+   */
+  call(opts: InjectOptions & { key?: string | null; cookie?: string }): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -37,6 +45,9 @@ export async function createTestApp(opts: { env?: Record<string, string>; poolSi
   const config = testConfig(opts.env);
   await installSchema(database, sampleSchema);
   const { key } = await createApiKey(database, { name: 'test' });
+  await createUser(database, cliActor, { username: 'admin', name: 'Ada Admin', role: 'admin', password: 'admin-password-1' });
+  const { token } = await signIn(database, config, { username: 'admin', password: 'admin-password-1', ip: '127.0.0.1' });
+  const adminCookie = `ti_session=${token}`;
   const app = await buildApp({ config, database });
   await app.ready();
   return {
@@ -44,9 +55,14 @@ export async function createTestApp(opts: { env?: Record<string, string>; poolSi
     database,
     config,
     key,
-    call({ key: k, ...req }) {
+    adminCookie,
+    call({ key: k, cookie, ...req }) {
       const headers = { ...(req.headers ?? {}) } as Record<string, string>;
-      if (k !== null) headers['api-key'] = k ?? key;
+      if (cookie !== undefined) headers.cookie = cookie;
+      else {
+        if (k !== null) headers['api-key'] = k ?? key;
+        if (k === undefined) headers.cookie = adminCookie;
+      }
       return app.inject({ ...req, headers });
     },
     async close() {

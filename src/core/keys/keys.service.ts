@@ -1,4 +1,5 @@
 import type { Database } from '../../db/index.js';
+import { cliActor, recordAudit, type Actor } from '../audit/audit.js';
 import { AppError, SchemaNotFound } from '../../errors.js';
 import { schemasRepo } from '../schemas/index.js';
 import { displayPrefix, generateApiKey, hashApiKey, MIN_KEY_BYTES, DEFAULT_KEY_BYTES, type ApiKeyPrincipal } from './keys.js';
@@ -18,6 +19,7 @@ export interface ApiKeyInfo {
 export async function createApiKey(
   database: Database,
   opts: { name?: string | null; schemaName?: string | null; keyBytes?: number } = {},
+  actor: Actor = cliActor,
 ): Promise<ApiKeyInfo & { key: string }> {
   const bytes = opts.keyBytes ?? DEFAULT_KEY_BYTES;
   if (!Number.isInteger(bytes) || bytes < MIN_KEY_BYTES || bytes > 256) {
@@ -33,6 +35,7 @@ export async function createApiKey(
     keyHash: hashApiKey(key),
     schemaName: opts.schemaName || null,
   });
+  await recordAudit(database.db, actor, 'api-key.create', row.name ?? row.prefix, { id: row.id, prefix: row.prefix, schema: row.schemaName });
   return { ...apiKeyRowToInfo(row), key };
 }
 
@@ -41,11 +44,12 @@ export async function listApiKeys(database: Database): Promise<ApiKeyInfo[]> {
 }
 
 /** Revokes a key given its id, its name or its displayed prefix. */
-export async function revokeApiKey(database: Database, ref: string): Promise<ApiKeyInfo> {
+export async function revokeApiKey(database: Database, ref: string, actor: Actor = cliActor): Promise<ApiKeyInfo> {
   const matches = (await repo.listApiKeys(database.db)).filter((k) => k.id === ref || k.name === ref || k.prefix === ref);
   if (matches.length === 0) throw new AppError('not-found', `No API key with id, name or prefix '${ref}'. List them with: task-inbox api-key list`);
   if (matches.length > 1) throw new AppError('bad-request', `'${ref}' matches ${matches.length} keys; give the key's id instead.`);
   await repo.revokeApiKeyById(database.db, matches[0]!.id);
+  await recordAudit(database.db, actor, 'api-key.revoke', matches[0]!.name ?? matches[0]!.prefix, { id: matches[0]!.id, prefix: matches[0]!.prefix });
   const after = (await repo.listApiKeys(database.db)).find((k) => k.id === matches[0]!.id)!;
   return apiKeyRowToInfo(after);
 }

@@ -2,6 +2,7 @@ import { AppError, InvalidSchemaFile, SchemaNotFound, type SchemaFileIssue } fro
 import type { Database, Executor } from '../../db/index.js';
 import type { TaskType } from '../../contract/index.js';
 import { parseSchemaFile, type SchemaFile } from './schema-file.js';
+import { cliActor, recordAudit, type Actor } from '../audit/audit.js';
 import * as repo from './schemas.repo.js';
 import { typeRowToTaskType } from './schemas.js';
 
@@ -20,7 +21,7 @@ export interface InstallResult {
  * Installs a schema file as version 0 of a new schema or the next version of an existing one.
  * With `dryRun`, checks everything and writes nothing.
  */
-export async function installSchema(database: Database, source: string, opts: { dryRun?: boolean; label?: string } = {}): Promise<InstallResult> {
+export async function installSchema(database: Database, source: string, opts: { dryRun?: boolean; label?: string } = {}, actor: Actor = cliActor): Promise<InstallResult> {
   const { schema, warnings } = parseSchemaFile(source, opts.label);
   const result = (version: number, isNewSchema: boolean): InstallResult => ({
     name: schema.name,
@@ -59,6 +60,7 @@ export async function installSchema(database: Database, source: string, opts: { 
       tx,
       schema.types.map((t) => ({ versionId: version.id, name: t.name, pendingStates: t.pendingStates, resolvedStates: t.resolvedStates, hookUrl: t.hookUrl })),
     );
+    await recordAudit(tx, actor, 'schema.install', schema.name, { version: versionNumber, semver: schema.semver });
     return result(versionNumber, !existing);
   });
 }
@@ -86,12 +88,15 @@ export interface RemoveResult {
 }
 
 /** Deletes a schema with all its versions and tasks; the task history rows stay. */
-export async function removeSchema(database: Database, name: string, opts: { dryRun?: boolean } = {}): Promise<RemoveResult> {
+export async function removeSchema(database: Database, name: string, opts: { dryRun?: boolean } = {}, actor: Actor = cliActor): Promise<RemoveResult> {
   return database.db.transaction(async (tx) => {
     const row = await repo.findSchemaByName(tx, name);
     if (!row) throw new SchemaNotFound(name);
     const counts = await repo.countSchemaContents(tx, row.id);
-    if (!opts.dryRun) await repo.deleteSchema(tx, row.id);
+    if (!opts.dryRun) {
+      await repo.deleteSchema(tx, row.id);
+      await recordAudit(tx, actor, 'schema.remove', name, { versions: counts.versions, tasks: counts.tasks });
+    }
     return { name, versions: counts.versions, tasks: counts.tasks, historyKept: counts.history, dryRun: Boolean(opts.dryRun) };
   });
 }

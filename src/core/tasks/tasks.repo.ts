@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
-import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes } from '../../db/tables.js';
+import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes, users } from '../../db/tables.js';
 
 /** The type called `typeName` in the latest version of schema `schemaName`, in one query. */
 export async function findLatestType(db: Executor, schemaName: string, typeName: string) {
@@ -62,7 +62,13 @@ export async function updateTaskState(db: Executor, id: string, state: string | 
 }
 
 export async function listHistory(db: Executor, taskId: string) {
-  return db.select().from(taskHistory).where(eq(taskHistory.taskId, taskId)).orderBy(asc(taskHistory.id));
+  const rows = await db
+    .select({ entry: taskHistory, editorName: users.displayName })
+    .from(taskHistory)
+    .leftJoin(users, eq(users.id, taskHistory.editorId))
+    .where(eq(taskHistory.taskId, taskId))
+    .orderBy(asc(taskHistory.id));
+  return rows.map((r) => ({ ...r.entry, editorName: r.editorName }));
 }
 
 export interface TaskFilter {

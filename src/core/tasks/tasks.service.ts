@@ -138,7 +138,7 @@ export async function setTaskState(
   state: string | null,
   webhooks?: Webhooks,
 ): Promise<{ task: Task; changed: boolean }> {
-  const editorId = null;
+  const editorId = principal.kind === 'person' ? principal.id : null;
   const run = async () => {
     const seen = await visibleTask(database.db, principal, id);
     const target = webhooks ? hookTargetOf(seen.type) : null;
@@ -154,7 +154,7 @@ export async function setTaskState(
       const task = taskRowToTask(updated);
       const asyncTarget = webhooks ? hookTargetOf(type) : null;
       if (asyncTarget) {
-        const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: null });
+        const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: editorOf(principal) });
         await webhooks!.enqueue(tx, asyncTarget, payload, id);
       }
       return { task, changed: true, enqueued: asyncTarget !== null };
@@ -181,7 +181,7 @@ async function setStateWithSyncHook(
   const historyId = await repo.nextHistoryId(database.db);
   const now = new Date();
   const next = taskRowToTask({ ...row, state, resolved: check.resolved, updated: now });
-  const payload = buildPayload({ task: next, type, previous: { state: row.state, resolved: row.resolved }, historyId, editor: null });
+  const payload = buildPayload({ task: next, type, previous: { state: row.state, resolved: row.resolved }, historyId, editor: editorOf(principal) });
   const delivery = await webhooks.deliverSync(target, payload, row.id);
 
   try {
@@ -191,7 +191,7 @@ async function setStateWithSyncHook(
         throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
       }
       const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
-      await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: null, apiKeyId: apiKeyIdOf(principal) });
+      await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: editorOf(principal)?.id ?? null, apiKeyId: apiKeyIdOf(principal) });
       return { task: taskRowToTask(updated), changed: true };
     });
   } catch (err) {
@@ -201,6 +201,7 @@ async function setStateWithSyncHook(
 }
 
 const apiKeyIdOf = (p: Principal) => (p.kind === 'api-key' ? p.id : null);
+const editorOf = (p: Principal) => (p.kind === 'person' ? { id: p.id, name: p.name } : null);
 
 /** A page of tasks with the types they refer to. */
 export async function listTasks(database: Database, principal: Principal, q: ListTasksQuery & { order?: 'oldest' | 'newest' }): Promise<ListTasksResponse> {

@@ -1,9 +1,10 @@
 import type { HistoryEntry, Task } from '../../contract/index.js';
 import type { ApiKeyPrincipal } from '../keys/index.js';
+import type { PersonPrincipal } from '../people/people.js';
 import type { taskHistory, tasks } from '../../db/tables.js';
 
-/** Who acts: an application server's API key, or an operator at the command line. */
-export type Principal = ApiKeyPrincipal | { kind: 'cli' };
+/** Who acts: an application server's API key, a signed-in person, or an operator at the command line. */
+export type Principal = ApiKeyPrincipal | PersonPrincipal | { kind: 'cli' };
 
 /** The schema a principal is limited to, if any. */
 export const scopeOf = (p: Principal): string | null => (p.kind === 'api-key' ? p.schemaName : null);
@@ -21,7 +22,7 @@ export function taskRowToTask(row: typeof tasks.$inferSelect): Task {
   };
 }
 
-export function historyRowToEntry(row: typeof taskHistory.$inferSelect): HistoryEntry {
+export function historyRowToEntry(row: typeof taskHistory.$inferSelect & { editorName?: string | null }): HistoryEntry {
   return {
     id: row.id,
     created: row.created.toISOString(),
@@ -29,6 +30,7 @@ export function historyRowToEntry(row: typeof taskHistory.$inferSelect): History
     state: row.state,
     resolved: row.resolved,
     editor_id: row.editorId,
+    editor_name: row.editorName ?? null,
     assigned_id: row.assignedId,
     update_meta: row.updateMeta ?? null,
   };

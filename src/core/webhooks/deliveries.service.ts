@@ -5,6 +5,7 @@ import { schemasRepo } from '../schemas/index.js';
 import type { Principal } from '../tasks/tasks.js';
 import { scopeOf } from '../tasks/tasks.js';
 import * as repo from './deliveries.repo.js';
+import { cliActor, recordAudit, type Actor } from '../audit/audit.js';
 
 function deliveryRowToApi(row: repo.DeliveryRow, schemaName: string): WebhookDelivery {
   return {
@@ -79,21 +80,24 @@ export async function getDelivery(database: Database, principal: Principal, id: 
 }
 
 /** Sends an async delivery again (same webhook-id, so receivers can tell it is the same event). */
-export async function redeliver(database: Database, principal: Principal, id: number) {
+export async function redeliver(database: Database, principal: Principal, id: number, actor: Actor = cliActor) {
   const found = await visibleDelivery(database, principal, id);
   if (found.delivery.mode !== 'async') {
     throw new AppError('bad-request', 'A sync delivery cannot be sent again: its change was made (or refused) while the person waited. Make the change again instead.');
   }
   await repo.requeueDelivery(database.db, id);
+  await recordAudit(database.db, actor, 'delivery.redeliver', String(id), { webhook_id: found.delivery.webhookId });
   return getDelivery(database, principal, id);
 }
 
 /** Sends again every failed, dead or paused async delivery created since `since`. */
-export async function redeliverFailedSince(database: Database, principal: Principal, since: Date, schema?: string): Promise<number> {
+export async function redeliverFailedSince(database: Database, principal: Principal, since: Date, schema?: string, actor: Actor = cliActor): Promise<number> {
   if (schema !== undefined && !(await schemasRepo.findSchemaByName(database.db, schema))) throw new SchemaNotFound(schema);
   const schemaId = await schemaFilter(database, principal, schema);
   if (schemaId === null) return 0;
-  return repo.requeueFailedSince(database.db, since, schemaId);
+  const n = await repo.requeueFailedSince(database.db, since, schemaId);
+  await recordAudit(database.db, actor, 'delivery.redeliver-since', schema ?? null, { since: since.toISOString(), count: n });
+  return n;
 }
 
 export async function listDisabledEndpoints(database: Database) {
@@ -101,6 +105,7 @@ export async function listDisabledEndpoints(database: Database) {
 }
 
 /** Lets deliveries go to an endpoint that answered 410 again; its paused deliveries resume. */
-export async function enableEndpoint(database: Database, url: string) {
+export async function enableEndpoint(database: Database, url: string, actor: Actor = cliActor) {
   if (!(await repo.enableEndpoint(database.db, url))) throw new AppError('not-found', `The endpoint ${url} is not disabled.`);
+  await recordAudit(database.db, actor, 'endpoint.enable', url);
 }

@@ -1,4 +1,5 @@
 import type { Database, Executor } from '../../db/index.js';
+import { cliActor, recordAudit, type Actor } from '../audit/audit.js';
 import { AppError, SchemaNotFound } from '../../errors.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { HookAuth } from '../schemas/index.js';
@@ -44,6 +45,7 @@ export async function createWebhookKey(
   database: Database,
   secrets: SecretBox,
   opts: { schemaName: string; key?: string; keyBytes?: number; graceMs: number; requireExisting?: boolean },
+  actor: Actor = cliActor,
 ): Promise<WebhookKeyInfo & { key: string }> {
   const bytes = opts.keyBytes ?? MIN_BYTES;
   if (!Number.isInteger(bytes) || bytes < MIN_BYTES || bytes > 256) {
@@ -73,6 +75,7 @@ export async function createWebhookKey(
       prefix: auth.kind === 'standard' ? key.slice(0, 10) : key.slice(0, 4),
     });
     await repo.wakeDeliveriesWaitingForKey(tx, schema.id);
+    await recordAudit(tx, actor, opts.requireExisting ? 'webhook-key.rotate' : 'webhook-key.create', schema.name, { id: row.id, kind: auth.kind, prefix: row.prefix, given: opts.key !== undefined });
     return { ...keyRowToInfo({ ...row, schemaName: schema.name }), key };
   });
 }
@@ -88,11 +91,12 @@ export async function listWebhookKeys(database: Database, schemaName?: string): 
 }
 
 /** Revokes a webhook key (by id or prefix): it stops signing at once. */
-export async function revokeWebhookKey(database: Database, ref: string): Promise<WebhookKeyInfo> {
+export async function revokeWebhookKey(database: Database, ref: string, actor: Actor = cliActor): Promise<WebhookKeyInfo> {
   const matches = (await repo.listWebhookKeys(database.db)).filter((k) => k.id === ref || k.prefix === ref);
   if (matches.length === 0) throw new AppError('not-found', `No webhook key with id or prefix '${ref}'. List them with: task-inbox webhook-key list`);
   if (matches.length > 1) throw new AppError('bad-request', `'${ref}' matches ${matches.length} webhook keys; give the key's id instead.`);
   await repo.revokeWebhookKeyById(database.db, matches[0]!.id);
+  await recordAudit(database.db, actor, 'webhook-key.revoke', matches[0]!.schemaName, { id: matches[0]!.id, prefix: matches[0]!.prefix });
   return (await listWebhookKeys(database)).find((k) => k.id === matches[0]!.id)!;
 }
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DeliveryResponse, ListDeliveriesQuery, ListDeliveriesResponse, Problem, RedeliverResponse, RedeliverSinceBody } from '../../contract/index.js';
 import type { Database } from '../../db/index.js';
 import * as webhooks from '../../core/webhooks/index.js';
-import { principalOf } from '../auth.js';
+import { actorOf, principalOf } from '../auth.js';
 
 const IdParams = z.object({ id: z.coerce.number().int().positive() });
 const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 501: Problem };
@@ -13,21 +13,21 @@ export function deliveryRoutes(database: Database, hooks: webhooks.Webhooks): Fa
   return async (app) => {
     app.get(
       '/api/v1/deliveries/',
-      { config: { auth: 'api-key' }, schema: { querystring: ListDeliveriesQuery, response: { 200: ListDeliveriesResponse, ...errors } } },
+      { config: { auth: 'admin' }, schema: { querystring: ListDeliveriesQuery, response: { 200: ListDeliveriesResponse, ...errors } } },
       async (req) => webhooks.listDeliveries(database, principalOf(req), req.query),
     );
 
     app.get(
       '/api/v1/deliveries/:id',
-      { config: { auth: 'api-key' }, schema: { params: IdParams, response: { 200: DeliveryResponse, ...errors } } },
+      { config: { auth: 'admin' }, schema: { params: IdParams, response: { 200: DeliveryResponse, ...errors } } },
       async (req) => webhooks.getDelivery(database, principalOf(req), req.params.id),
     );
 
     app.post(
       '/api/v1/deliveries/:id/redeliver',
-      { config: { auth: 'api-key' }, schema: { params: IdParams, response: { 200: DeliveryResponse, ...errors } } },
+      { config: { auth: 'admin' }, schema: { params: IdParams, response: { 200: DeliveryResponse, ...errors } } },
       async (req) => {
-        const result = await webhooks.redeliver(database, principalOf(req), req.params.id);
+        const result = await webhooks.redeliver(database, principalOf(req), req.params.id, actorOf(req));
         hooks.wake();
         return result;
       },
@@ -35,9 +35,9 @@ export function deliveryRoutes(database: Database, hooks: webhooks.Webhooks): Fa
 
     app.post(
       '/api/v1/deliveries/redeliver',
-      { config: { auth: 'api-key' }, schema: { body: RedeliverSinceBody, response: { 200: RedeliverResponse, ...errors } } },
+      { config: { auth: 'admin' }, schema: { body: RedeliverSinceBody, response: { 200: RedeliverResponse, ...errors } } },
       async (req) => {
-        const redelivered = await webhooks.redeliverFailedSince(database, principalOf(req), new Date(req.body.since), req.body.schema);
+        const redelivered = await webhooks.redeliverFailedSince(database, principalOf(req), new Date(req.body.since), req.body.schema, actorOf(req));
         hooks.wake();
         return { redelivered };
       },

@@ -14,7 +14,7 @@ import {
 } from '../../contract/index.js';
 import type { Database } from '../../db/index.js';
 import * as tasks from '../../core/tasks/index.js';
-import { principalOf } from '../auth.js';
+import { apiKeyOf, principalOf } from '../auth.js';
 import type { Webhooks } from '../../core/webhooks/index.js';
 
 const IdempotencyHeaders = z.object({
@@ -37,7 +37,7 @@ export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPlugi
         schema: { body: CreateTaskBody, headers: IdempotencyHeaders, response: { 200: CreateTaskResponse, 409: Problem, ...errors } },
       },
       async (req, reply) => {
-        const principal = principalOf(req);
+        const principal = apiKeyOf(req);
         const key = req.headers['idempotency-key'];
         if (key === undefined) return tasks.createTask(database, principal, req.body);
         const outcome = await tasks.createTaskIdempotent(database, principal, req.body, key);
@@ -49,7 +49,7 @@ export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPlugi
     app.get(
       '/api/v1/tasks/',
       {
-        config: { auth: 'api-key' },
+        config: { auth: 'member-or-api-key' },
         schema: {
           querystring: ListTasksQuery.extend({ order: z.enum(['oldest', 'newest']).default('oldest') }),
           response: { 200: ListTasksResponse, ...errors },
@@ -60,20 +60,20 @@ export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPlugi
 
     app.get(
       '/api/v1/tasks/:id',
-      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, response: { 200: GetTaskResponse, ...errors } } },
+      { config: { auth: 'member-or-api-key' }, schema: { params: TaskIdParams, response: { 200: GetTaskResponse, ...errors } } },
       async (req) => tasks.getTask(database, principalOf(req), req.params.id),
     );
 
     app.get(
       '/api/v1/tasks/:id/history',
-      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, response: { 200: HistoryResponse, ...errors } } },
+      { config: { auth: 'member-or-api-key' }, schema: { params: TaskIdParams, response: { 200: HistoryResponse, ...errors } } },
       async (req) => ({ history: await tasks.getTaskHistory(database, principalOf(req), req.params.id) }),
     );
 
     app.patch(
       '/api/v1/tasks/:id/state',
       {
-        config: { auth: 'api-key' },
+        config: { auth: 'member-or-api-key' },
         schema: { params: TaskIdParams, querystring: SetStateQuery, response: { 200: TaskResponse, 409: Problem, 502: Problem, ...errors } },
       },
       async (req) => {

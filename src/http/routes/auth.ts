@@ -1,0 +1,44 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { LoginBody, Problem, SetupBody, SetupStatus, UserResponse } from '../../contract/index.js';
+import type { Config } from '../../config.js';
+import type { Database } from '../../db/index.js';
+import * as people from '../../core/people/index.js';
+import { countUsers } from '../../core/people/people.repo.js';
+import { actorOf, clearSessionCookie, principalOf, setSessionCookie } from '../auth.js';
+import { z } from 'zod';
+
+const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
+
+/** Sign-in, sign-out, the signed-in person, and the first-run setup. */
+export function authRoutes(database: Database, config: Config): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post('/api/v1/auth/login', { config: { auth: 'public' }, schema: { body: LoginBody, response: { 200: UserResponse, ...errors } } }, async (req, reply) => {
+      const signedIn = await people.signIn(database, config, { ...req.body, ip: req.ip, userAgent: req.headers['user-agent'] });
+      setSessionCookie(req, reply, signedIn.token, config.sessionLifetimeMs);
+      return { user: signedIn.user };
+    });
+
+    app.post('/api/v1/auth/logout', { config: { auth: 'member' }, schema: { response: { 200: z.object({ ok: z.literal(true) }), ...errors } } }, async (req, reply) => {
+      const p = principalOf(req);
+      if (p.kind === 'person') await people.signOut(database, actorOf(req), p.sessionId);
+      clearSessionCookie(req, reply);
+      return { ok: true as const };
+    });
+
+    app.get('/api/v1/me', { config: { auth: 'member' }, schema: { response: { 200: UserResponse, ...errors } } }, async (req) => {
+      const p = principalOf(req);
+      const users = await people.listUsers(database);
+      return { user: users.find((u) => u.id === (p.kind === 'person' ? p.id : ''))! };
+    });
+
+    app.get('/api/v1/setup', { config: { auth: 'public' }, schema: { response: { 200: SetupStatus } } }, async () => ({
+      needed: (await countUsers(database.db)) === 0,
+    }));
+
+    app.post('/api/v1/setup', { config: { auth: 'public' }, schema: { body: SetupBody, response: { 200: UserResponse, ...errors } } }, async (req, reply) => {
+      const signedIn = await people.completeSetup(database, config, { ...req.body, role: 'admin', ip: req.ip, userAgent: req.headers['user-agent'] });
+      setSessionCookie(req, reply, signedIn.token, config.sessionLifetimeMs);
+      return { user: signedIn.user };
+    });
+  };
+}
