@@ -20,6 +20,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: ApiKeyPrincipal | PersonPrincipal | null;
   }
+  interface FastifyInstance {
+    /** Every registered route with its auth rule (for the route-rule tests and docs). */
+    routeRules: { method: string; url: string; auth: AuthRule }[];
+  }
 }
 
 const COOKIE = 'ti_session';
@@ -73,9 +77,12 @@ function refuseCrossSite(config: Config, req: FastifyRequest) {
 export function registerAuth(app: FastifyInstance, deps: { database: Database; config: Config }) {
   const { database, config } = deps;
   app.decorateRequest('principal', null);
+  const rules: FastifyInstance['routeRules'] = [];
+  app.decorate('routeRules', rules);
   app.addHook('onRoute', (route) => {
     const rule = (route.config as { auth?: AuthRule } | undefined)?.auth;
     if (rule === undefined) throw new Error(`Route ${route.method} ${route.url} has no auth rule (config.auth).`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') rules.push({ method, url: route.url, auth: rule });
   });
   app.addHook('onRequest', async (req) => {
     const rule = req.routeOptions.config.auth;
