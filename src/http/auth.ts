@@ -65,7 +65,7 @@ export const ownOrigin = (config: Config, req: FastifyRequest) => config.publicU
  * from our own pages: refused when the browser says the request is cross-site, or when its
  * Origin is not ours. Same-origin `fetch` (the earlier inbox's PATCH) sends neither mismatch.
  */
-function refuseCrossSite(config: Config, req: FastifyRequest) {
+export function refuseCrossSite(config: Config, req: FastifyRequest) {
   if (!UNSAFE.has(req.method)) return;
   const site = req.headers['sec-fetch-site'];
   const origin = req.headers.origin;

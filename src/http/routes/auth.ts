@@ -3,8 +3,9 @@ import { LoginBody, Problem, SetupBody, SetupStatus, UserResponse } from '../../
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/index.js';
 import * as people from '../../core/people/index.js';
-import { countUsers } from '../../core/people/people.repo.js';
-import { actorOf, clearSessionCookie, principalOf, setSessionCookie } from '../auth.js';
+import { countUsers, findUserById } from '../../core/people/people.repo.js';
+import { userRowToPublic } from '../../core/people/people.js';
+import { actorOf, clearSessionCookie, principalOf, refuseCrossSite, setSessionCookie } from '../auth.js';
 import { z } from 'zod';
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
@@ -13,6 +14,8 @@ const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
 export function authRoutes(database: Database, config: Config): FastifyPluginAsyncZod {
   return async (app) => {
     app.post('/api/v1/auth/login', { config: { auth: 'public' }, schema: { body: LoginBody, response: { 200: UserResponse, ...errors } } }, async (req, reply) => {
+      // Another site must not sign a visitor in to an account of its choosing either.
+      refuseCrossSite(config, req);
       const signedIn = await people.signIn(database, config, { ...req.body, ip: req.ip, userAgent: req.headers['user-agent'] });
       setSessionCookie(req, reply, signedIn.token, config.sessionLifetimeMs);
       return { user: signedIn.user };
@@ -27,8 +30,8 @@ export function authRoutes(database: Database, config: Config): FastifyPluginAsy
 
     app.get('/api/v1/me', { config: { auth: 'member' }, schema: { response: { 200: UserResponse, ...errors } } }, async (req) => {
       const p = principalOf(req);
-      const users = await people.listUsers(database);
-      return { user: users.find((u) => u.id === (p.kind === 'person' ? p.id : ''))! };
+      const row = p.kind === 'person' ? await findUserById(database.db, p.id) : undefined;
+      return { user: userRowToPublic(row!) };
     });
 
     app.get('/api/v1/setup', { config: { auth: 'public' }, schema: { response: { 200: SetupStatus } } }, async () => ({
@@ -36,6 +39,7 @@ export function authRoutes(database: Database, config: Config): FastifyPluginAsy
     }));
 
     app.post('/api/v1/setup', { config: { auth: 'public' }, schema: { body: SetupBody, response: { 200: UserResponse, ...errors } } }, async (req, reply) => {
+      refuseCrossSite(config, req);
       const signedIn = await people.completeSetup(database, config, { ...req.body, role: 'admin', ip: req.ip, userAgent: req.headers['user-agent'] });
       setSessionCookie(req, reply, signedIn.token, config.sessionLifetimeMs);
       return { user: signedIn.user };
