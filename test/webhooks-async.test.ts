@@ -11,7 +11,9 @@ import { afterEach, expect, test } from 'vitest';
 import { runCli } from '../src/cli/index.js';
 import type { Config } from '../src/config.js';
 import type { WebhookDelivery } from '../src/contract/index.js';
+import { cliActor } from '../src/core/audit/audit.js';
 import { createApiKey } from '../src/core/keys/index.js';
+import { createUser, signIn } from '../src/core/people/index.js';
 import { installSchema } from '../src/core/schemas/index.js';
 import { loadSecretBox } from '../src/core/secrets/secret-box.js';
 import { createWebhookKey, verifyStandard, Webhooks } from '../src/core/webhooks/index.js';
@@ -50,7 +52,10 @@ interface Env {
   database: Database;
   config: Config;
   webhooks: Webhooks;
+  /** With the API key: the integration API (tasks). */
   call(opts: InjectOptions): Promise<{ statusCode: number; json(): any; body: string }>;
+  /** With a signed-in admin's session cookie: the delivery log. */
+  admin(opts: InjectOptions): Promise<{ statusCode: number; json(): any; body: string }>;
   cli(args: string[]): Promise<{ code: number; out: string; err: string }>;
   createTask(state?: string | null, schema?: string): Promise<string>;
   setState(id: string, state: string | null): Promise<{ statusCode: number; json(): any; body: string }>;
@@ -66,6 +71,8 @@ async function setup(env: Record<string, string> = {}): Promise<Env> {
   const config = testConfig(env);
   const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
   const { key } = await createApiKey(database, { name: 'test' });
+  await createUser(database, cliActor, { username: 'admin', name: 'Ada Admin', role: 'admin', password: 'admin-password-1' });
+  const { token } = await signIn(database, config, { username: 'admin', password: 'admin-password-1', ip: '127.0.0.1' });
   const app = await buildApp({ config, database, webhooks });
   await app.ready();
   cleanups.push(async () => {
@@ -73,12 +80,14 @@ async function setup(env: Record<string, string> = {}): Promise<Env> {
     await database.close();
   });
   const call: Env['call'] = (opts) => app.inject({ ...opts, headers: { 'api-key': key, ...(opts.headers ?? {}) } });
+  const admin: Env['admin'] = (opts) => app.inject({ ...opts, headers: { cookie: `ti_session=${token}`, ...(opts.headers ?? {}) } });
   const e: Env = {
     app,
     database,
     config,
     webhooks,
     call,
+    admin,
     async cli(args) {
       let out = '';
       let err = '';
@@ -99,12 +108,12 @@ async function setup(env: Record<string, string> = {}): Promise<Env> {
       return call({ method: 'PATCH', url: `/api/v1/tasks/${id}/state?state=${encodeURIComponent(state ?? '')}` });
     },
     async deliveries(query = {}) {
-      const res = await call({ method: 'GET', url: `/api/v1/deliveries/?${new URLSearchParams({ limit: '200', ...query })}` });
+      const res = await admin({ method: 'GET', url: `/api/v1/deliveries/?${new URLSearchParams({ limit: '200', ...query })}` });
       expect(res.statusCode, res.body).toBe(200);
       return (res.json().deliveries as WebhookDelivery[]).reverse();
     },
     async delivery(id) {
-      const res = await call({ method: 'GET', url: `/api/v1/deliveries/${id}` });
+      const res = await admin({ method: 'GET', url: `/api/v1/deliveries/${id}` });
       expect(res.statusCode, res.body).toBe(200);
       return res.json() as DeliveryDetail;
     },

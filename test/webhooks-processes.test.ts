@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createApiKey } from '../src/core/keys/index.js';
+import { createUser, signIn } from '../src/core/people/index.js';
 import { installSchema } from '../src/core/schemas/index.js';
 import { loadSecretBox } from '../src/core/secrets/secret-box.js';
 import { createTask, setTaskState } from '../src/core/tasks/index.js';
@@ -171,17 +172,21 @@ describe.skipIf(dbKind !== 'pglite')('embedded serve killed during an async deli
     await waitForHealth(first, base);
     const firstStart = Date.now() - t0;
 
-    // Schema, API key and webhook key, written through the running server's socket as a CLI
-    // command would (the SECRET_KEY is the server's, so it can decrypt the key).
+    // Schema, API key, webhook key and a signed-in admin (the delivery log is for admins), written
+    // through the running server's socket as a CLI command would (the SECRET_KEY is the server's,
+    // so it can decrypt the key).
     const schemaName = 'ti:killed';
     let apiKey: string;
     let secret: string;
+    let adminCookie: string;
     const shared = await openEmbeddedForCli(dataDir);
     try {
       await installSchema(shared, schemaYaml(schemaName, receiver.url, 'standard'));
       apiKey = (await createApiKey(shared, { name: 'kill-test', schemaName })).key;
       const config = testConfig({ SECRET_KEY, TI_DATA_DIR: dataDir });
       secret = (await createWebhookKey(shared, loadSecretBox(config), { schemaName, graceMs: config.webhookRotationGraceMs })).key;
+      await createUser(shared, cli, { username: 'admin', name: 'Ada Admin', role: 'admin', password: 'admin-password-1' });
+      adminCookie = `ti_session=${(await signIn(shared, config, { username: 'admin', password: 'admin-password-1', ip: '127.0.0.1' })).token}`;
     } finally {
       await shared.close();
     }
@@ -210,11 +215,13 @@ describe.skipIf(dbKind !== 'pglite')('embedded serve killed during an async deli
     // Both attempts carry a valid Standard Webhooks signature by the schema's key.
     for (const r of [inFlight!, again!]) expect(() => new Webhook(secret).verify(r.body, r.headers as Record<string, string>)).not.toThrow();
 
+    // The delivery log, as the signed-in admin (the session outlived the kill: it is in the database).
     type Listed = { deliveries: { webhook_id: string; status: string; attempts: number; task_id: string; mode: string }[] };
     const delivered = await until(
       () => 'GET /api/v1/deliveries/ never showed the delivery as delivered',
       async () => {
-        const res = await api(`/api/v1/deliveries/?task=${taskId}`);
+        const res = await fetch(`${base}/api/v1/deliveries/?task=${taskId}`, { headers: { cookie: adminCookie } });
+        expect(res.status, await res.clone().text()).toBe(200);
         const body = (await res.json()) as Listed;
         return body.deliveries[0]?.status === 'delivered' ? body.deliveries : undefined;
       },
