@@ -6,15 +6,25 @@ import { withDatabase, type CliIo } from './context.js';
 import { printRows } from './output.js';
 import { createPrompter } from './prompt.js';
 
-async function readFirstLine(input: NodeJS.ReadableStream | undefined): Promise<string> {
-  if (!input) throw new AppError('bad-request', '--password-stdin needs the password on standard input.');
-  const p = createPrompter(input, () => {});
+type Prompter = ReturnType<typeof createPrompter>;
+
+/** One reader for the whole of standard input: flags and prompts take their lines from it in turn. */
+async function withPrompter<T>(io: CliIo, fn: (p: Prompter | undefined) => Promise<T>): Promise<T> {
+  if (!io.stdin) return fn(undefined);
+  const p = createPrompter(io.stdin, (s) => io.err(s));
+  try {
+    return await fn(p);
+  } finally {
+    p.close();
+  }
+}
+
+async function passwordFromStdin(p: Prompter | undefined): Promise<string> {
+  if (!p) throw new AppError('bad-request', '--password-stdin needs the password on standard input.');
   try {
     return await p.ask('');
   } catch {
     throw new AppError('bad-request', '--password-stdin: standard input was empty.');
-  } finally {
-    p.close();
   }
 }
 
@@ -28,29 +38,28 @@ interface PersonOpts {
 }
 
 /** Fills in what flags did not give by asking; the password twice. */
-async function collectPerson(io: CliIo, opts: PersonOpts): Promise<{ username: string; name: string; email: string | null; password: string }> {
-  let password: string | undefined;
-  if (opts.passwordStdin) password = await readFirstLine(io.stdin);
-  const missing = opts.username === undefined || opts.name === undefined || password === undefined;
-  if (!missing) return { username: opts.username!, name: opts.name!, email: opts.email || null, password: password! };
-  if (!io.stdin) throw new AppError('bad-request', 'Give --username, --name and --password-stdin, or run it where it can ask.');
-  const p = createPrompter(io.stdin, (s) => io.err(s));
-  try {
-    const username = opts.username ?? (await p.ask('Username: ')).trim();
-    const name = opts.name ?? (await p.ask('Display name: ')).trim();
-    const email = opts.email ?? ((await p.ask('Email (optional): ')).trim() || null);
-    if (password === undefined) {
-      password = await p.ask(`Password (at least ${people.MIN_PASSWORD_LENGTH} characters): `, { secret: true });
-      const again = await p.ask('Password again: ', { secret: true });
-      if (again !== password) throw new AppError('bad-request', 'The two passwords differ; nothing was created.');
+function collectPerson(io: CliIo, opts: PersonOpts): Promise<{ username: string; name: string; email: string | null; password: string }> {
+  return withPrompter(io, async (p) => {
+    let password = opts.passwordStdin ? await passwordFromStdin(p) : undefined;
+    if (opts.username !== undefined && opts.name !== undefined && password !== undefined) {
+      return { username: opts.username, name: opts.name, email: opts.email || null, password };
     }
-    return { username, name, email, password };
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw new AppError('bad-request', `${(err as Error).message}; nothing was created.`);
-  } finally {
-    p.close();
-  }
+    if (!p) throw new AppError('bad-request', 'Give --username, --name and --password-stdin, or run it where it can ask.');
+    try {
+      const username = opts.username ?? (await p.ask('Username: ')).trim();
+      const name = opts.name ?? (await p.ask('Display name: ')).trim();
+      const email = opts.email ?? ((await p.ask('Email (optional): ')).trim() || null);
+      if (password === undefined) {
+        password = await p.ask(`Password (at least ${people.MIN_PASSWORD_LENGTH} characters): `, { secret: true });
+        const again = await p.ask('Password again: ', { secret: true });
+        if (again !== password) throw new AppError('bad-request', 'The two passwords differ; nothing was created.');
+      }
+      return { username, name, email, password };
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError('bad-request', `${(err as Error).message}; nothing was created.`);
+    }
+  });
 }
 
 const personOptions = (cmd: Command) =>
@@ -107,18 +116,18 @@ export function registerPeopleCommands(program: Command, io: CliIo) {
     .argument('<user>', 'username or id')
     .option('--password-stdin', 'read the password from the first line of standard input')
     .action(async (ref: string, opts: { passwordStdin?: boolean }) => {
-      let password: string;
-      if (opts.passwordStdin) password = await readFirstLine(io.stdin);
-      else {
-        if (!io.stdin) throw new AppError('bad-request', 'Use --password-stdin, or run it where it can ask.');
-        const p = createPrompter(io.stdin, (s) => io.err(s));
+      const password = await withPrompter(io, async (p) => {
+        if (opts.passwordStdin) return passwordFromStdin(p);
+        if (!p) throw new AppError('bad-request', 'Use --password-stdin, or run it where it can ask.');
         try {
-          password = await p.ask('New password: ', { secret: true });
-          if ((await p.ask('New password again: ', { secret: true })) !== password) throw new AppError('bad-request', 'The two passwords differ; nothing changed.');
-        } finally {
-          p.close();
+          const first = await p.ask('New password: ', { secret: true });
+          if ((await p.ask('New password again: ', { secret: true })) !== first) throw new AppError('bad-request', 'The two passwords differ; nothing changed.');
+          return first;
+        } catch (err) {
+          if (err instanceof AppError) throw err;
+          throw new AppError('bad-request', `${(err as Error).message}; nothing changed.`);
         }
-      }
+      });
       const u = await withDatabase(io, (db) => people.resetPassword(db, cliActor, ref, password));
       io.out(`Set a new password for '${u.username}'; their sessions have ended.\n`);
     });

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
 import { sessions, setupTokens, signInFailures, users } from '../../db/tables.js';
 
@@ -76,8 +76,14 @@ export async function listSessionsOfUser(db: Executor, userId: string) {
   return db.select().from(sessions).where(eq(sessions.userId, userId)).orderBy(asc(sessions.created));
 }
 
-export async function recordSignInFailure(db: Executor, subjects: string[]) {
-  await db.insert(signInFailures).values(subjects.map((subject) => ({ subject })));
+/** Marks a sign-in attempt as failed for each subject; returns the marks' ids. */
+export async function recordSignInFailure(db: Executor, subjects: string[]): Promise<number[]> {
+  const rows = await db.insert(signInFailures).values(subjects.map((subject) => ({ subject }))).returning({ id: signInFailures.id });
+  return rows.map((r) => r.id);
+}
+
+export async function deleteSignInFailures(db: Executor, ids: number[]) {
+  if (ids.length > 0) await db.delete(signInFailures).where(inArray(signInFailures.id, ids));
 }
 
 /** Failures of a subject within the window, and when the oldest of them leaves it. */

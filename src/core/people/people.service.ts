@@ -102,9 +102,13 @@ export async function signIn(
   input: { username: string; password: string; ip: string; userAgent?: string },
 ): Promise<SignedIn> {
   const subjects = [`user:${input.username.toLowerCase()}`, `ip:${input.ip}`];
+  // The attempt is counted before the (slow) password check, so a burst of parallel guesses
+  // cannot all slip past the limit; a correct password takes its mark back.
+  const marks = await repo.recordSignInFailure(database.db, subjects);
   for (const subject of subjects) {
     const { count, oldest } = await repo.signInFailuresSince(database.db, subject, SIGN_IN_WINDOW_MS);
-    if (count >= SIGN_IN_LIMIT) {
+    if (count > SIGN_IN_LIMIT) {
+      await repo.deleteSignInFailures(database.db, marks);
       const retryAfter = Math.max(1, Math.ceil(((oldest?.getTime() ?? Date.now()) + SIGN_IN_WINDOW_MS - Date.now()) / 1000));
       throw new AppError('too-many-requests', `Too many failed sign-ins. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, { retryAfter });
     }
@@ -113,10 +117,10 @@ export async function signIn(
   const ok = await verifyPassword(user?.passwordHash ?? (await timingDummyHash()), input.password);
   const anonymous: Actor = { kind: 'anonymous', name: input.username, ip: input.ip };
   if (!user || !ok || !user.active) {
-    await repo.recordSignInFailure(database.db, subjects);
     await recordAudit(database.db, anonymous, 'auth.sign-in-failed', input.username);
     throw new AppError('sign-in-failed', 'Wrong username or password.');
   }
+  await repo.deleteSignInFailures(database.db, marks);
   return startSession(database, config, user, { kind: 'person', id: user.id, name: user.username, ip: input.ip }, input.ip, input.userAgent);
 }
 
