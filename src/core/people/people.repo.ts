@@ -55,12 +55,12 @@ export async function findLiveSession(db: Executor, tokenHash: string, idleMs: n
   return rows[0];
 }
 
-/** Records activity at most once a minute per session. */
-export async function touchSession(db: Executor, id: string) {
+/** Records activity, at most once per `everyMs` per session (busy sessions don't write on every request). */
+export async function touchSession(db: Executor, id: string, everyMs: number) {
   await db
     .update(sessions)
     .set({ lastSeenAt: sql`now()` })
-    .where(and(eq(sessions.id, id), lt(sessions.lastSeenAt, sql`now() - interval '1 minute'`)));
+    .where(and(eq(sessions.id, id), lt(sessions.lastSeenAt, sql`now() - make_interval(secs => ${everyMs / 1000})`)));
 }
 
 export async function deleteSession(db: Executor, id: string) {

@@ -146,7 +146,8 @@ export async function signOut(database: Database, actor: Actor, sessionId: strin
 export async function authenticateSession(database: Database, config: Config, token: string): Promise<PersonPrincipal | null> {
   const found = await repo.findLiveSession(database.db, hashToken(token), config.sessionIdleMs);
   if (!found) return null;
-  await repo.touchSession(database.db, found.session.id);
+  // Often enough that the idle timeout never ends a session in use, at most once a minute.
+  await repo.touchSession(database.db, found.session.id, Math.min(60_000, config.sessionIdleMs / 4));
   return { kind: 'person', id: found.user.id, username: found.user.username, name: found.user.displayName, role: found.user.role, sessionId: found.session.id };
 }
 
@@ -180,11 +181,17 @@ export async function createSetupToken(database: Database): Promise<string | nul
 export async function completeSetup(database: Database, config: Config, input: NewUser & { token: string; ip: string; userAgent?: string }): Promise<SignedIn> {
   checkUsername(input.username);
   checkPassword(input.password);
+  if (!input.name.trim()) throw new AppError('bad-request', 'A display name is required.');
   const refused = () => new AppError('setup-link-invalid', 'This setup link was already used, has expired, or is unknown. Restart the server for a new one, or run: task-inbox create-admin');
-  if ((await repo.countUsers(database.db)) > 0) throw refused();
-  if (!(await repo.consumeSetupToken(database.db, hashToken(input.token)))) throw refused();
+  const passwordHash = await hashPassword(input.password);
   const actor: Actor = { kind: 'anonymous', name: input.username, ip: input.ip };
-  await createUser(database, actor, { ...input, role: 'admin' });
-  const user = (await repo.findUserByUsername(database.db, input.username))!;
+  // The token is spent only together with the account it creates.
+  const user = await database.db.transaction(async (tx) => {
+    if ((await repo.countUsers(tx)) > 0) throw refused();
+    if (!(await repo.consumeSetupToken(tx, hashToken(input.token)))) throw refused();
+    const row = await repo.insertUser(tx, { username: input.username, displayName: input.name.trim(), email: input.email || null, role: 'admin', passwordHash });
+    await recordAudit(tx, actor, 'user.create', row.username, { role: 'admin', via: 'setup link' });
+    return row;
+  });
   return startSession(database, config, user, { kind: 'person', id: user.id, name: user.username, ip: input.ip }, input.ip, input.userAgent);
 }
