@@ -135,6 +135,17 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
     expect(lock).toMatchObject({ pid: server!.pid, role: 'server' });
     expect(lock.socket).toBeDefined();
     expect(serverErr).toContain(`task-inbox is listening on http://127.0.0.1:${port} (embedded database in ${dataDir})`);
+    // No account yet: the server prints the one-time setup link, and it works (once) against this server.
+    const link = /(http:\/\/127\.0\.0\.1:\d+)\/setup#([A-Za-z0-9_-]{40,})/.exec(serverErr);
+    expect(link, serverErr).not.toBeNull();
+    const setup = (token: string) =>
+      fetch(`${link![1]}/api/v1/setup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, username: 'first', name: 'First Admin', password: 'first-password-1' }),
+      });
+    expect((await setup(link![2]!)).status).toBe(200);
+    expect((await setup(link![2]!)).status).toBe(403);
   });
 
   test('CLI commands run while the server holds the folder, and the server sees their effect', async () => {
