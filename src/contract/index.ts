@@ -4,3 +4,4 @@ export * from './health.js';
 export * from './tasks.js';
 export * from './webhooks.js';
 export * from './people.js';
+export * from './admin.js';
