@@ -138,27 +138,26 @@ export async function setTaskState(
   state: string | null,
   webhooks?: Webhooks,
 ): Promise<{ task: Task; changed: boolean }> {
-  const editorId = principal.kind === 'person' ? principal.id : null;
   const run = async () => {
-    const seen = await visibleTask(database.db, principal, id);
-    const target = webhooks ? hookTargetOf(seen.type) : null;
-    if (target?.mode === 'sync') return setStateWithSyncHook(database, principal, seen, state, target, webhooks!);
-
     const result = await database.db.transaction(async (tx) => {
-      const { row, type } = await visibleTask(tx, principal, id, true);
+      const seen = await visibleTask(tx, principal, id, true);
+      const { row, type } = seen;
+      const target = webhooks ? hookTargetOf(type) : null;
+      // A sync webhook goes out after this transaction has let go of the row (see below).
+      if (target?.mode === 'sync') return { sync: { seen, target } };
       const check = checkState(type, state);
       if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
       if (row.state === state) return { task: taskRowToTask(row), changed: false };
       const updated = await repo.updateTaskState(tx, id, state, check.resolved);
-      const history = await repo.insertHistory(tx, { taskId: id, state, resolved: check.resolved, editorId, apiKeyId: apiKeyIdOf(principal) });
+      const history = await repo.insertHistory(tx, { taskId: id, state, resolved: check.resolved, editorId: editorOf(principal)?.id ?? null, apiKeyId: apiKeyIdOf(principal) });
       const task = taskRowToTask(updated);
-      const asyncTarget = webhooks ? hookTargetOf(type) : null;
-      if (asyncTarget) {
+      if (target) {
         const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: editorOf(principal) });
-        await webhooks!.enqueue(tx, asyncTarget, payload, id);
+        await webhooks!.enqueue(tx, target, payload, id);
       }
-      return { task, changed: true, enqueued: asyncTarget !== null };
+      return { task, changed: true, enqueued: target !== null };
     });
+    if ('sync' in result && result.sync) return setStateWithSyncHook(database, principal, result.sync.seen, state, result.sync.target, webhooks!);
     if ('enqueued' in result && result.enqueued) webhooks!.wake();
     return { task: result.task, changed: result.changed };
   };
