@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { defineConfig } from 'vitest/config';
 
@@ -27,15 +28,27 @@ export default defineConfig(async () => {
     if (process.env.CI) throw new Error(`${msg}: CI must run the suite on PostgreSQL too.`);
     console.warn(`\n  ⚠ ${msg}: the PostgreSQL runs are SKIPPED; only PGlite runs.\n    Set TEST_DATABASE_URL to run them.\n`);
   }
+  const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const withBrowser = existsSync(chromium);
+  if (!withBrowser) {
+    const msg = `Chromium is not installed at ${chromium}`;
+    if (process.env.CI) throw new Error(`${msg}: CI must run the browser tests (.ci/run installs it).`);
+    console.warn(`\n  ⚠ ${msg}: the browser tests are SKIPPED.\n    Install it with: apt-get install chromium (or set CHROMIUM_PATH).\n`);
+  }
   const project = (name: 'pglite' | 'postgres') => ({
     extends: true as const,
-    test: { name, env: { TEST_DB: name, TEST_DATABASE_URL: adminUrl } },
+    test: { name, include: ['test/*.test.ts'], env: { TEST_DB: name, TEST_DATABASE_URL: adminUrl } },
   });
+  // The web inbox in headless Chromium, against a server on the embedded database (the API
+  // tests above cover both databases).
+  const browser = {
+    extends: true as const,
+    test: { name: 'browser', include: ['test/e2e/**/*.test.ts'], env: { TEST_DB: 'pglite', TEST_DATABASE_URL: adminUrl } },
+  };
   return {
     test: {
-      include: ['test/**/*.test.ts'],
       globalSetup: ['test/global-setup.ts'],
-      projects: withPostgres ? [project('pglite'), project('postgres')] : [project('pglite')],
+      projects: [project('pglite'), ...(withPostgres ? [project('postgres')] : []), ...(withBrowser ? [browser] : [])],
       pool: 'forks',
       maxWorkers: 2,
       testTimeout: 60_000,

@@ -43,7 +43,10 @@ export const Session = z.object({
   expires: Timestamp,
   ip: z.string().nullable(),
   user_agent: z.string().nullable(),
+  /** True for the session the request came with (own sessions only). */
+  current: z.boolean().optional(),
 });
+export const ChangePasswordBody = z.object({ current_password: z.string().min(1).max(1000), password: z.string().min(1).max(1000) });
 export const AuditEvent = z.object({
   id: z.number().int(),
   created: Timestamp,

@@ -58,6 +58,8 @@ export const ListTasksQuery = z.object({
   schema: z.string().min(1).optional(),
   type: z.string().min(1).optional(),
   state: z.string().optional(),
+  /** Words that must all occur in the task's metadata (keys or values, any case). */
+  q: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().regex(/^\d{1,15}$/, 'cursor must be the next_cursor of a previous page').optional(),
 });
@@ -83,3 +85,6 @@ export const SetStateQuery = z.object({
   state: z.string().optional(),
 });
 export const TaskResponse = z.object({ task: Task });
+
+export const CountTasksQuery = z.object({ resolved: z.enum(['un', 'all', 'done']).default('un') });
+export const CountTasksResponse = z.object({ count: z.number().int() });

@@ -63,3 +63,6 @@ export const RedeliverSinceBody = z.object({
   schema: z.string().min(1).optional(),
 });
 export const RedeliverResponse = z.object({ redelivered: z.number().int() });
+
+/** The deliveries of one task, each with its attempts (the inbox's task view). */
+export const TaskDeliveriesResponse = z.object({ deliveries: z.array(WebhookDelivery.extend({ attempts: z.array(WebhookAttempt) })) });

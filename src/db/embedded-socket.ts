@@ -89,6 +89,7 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
   };
 
   const locks = pglite as unknown as PgliteLocks;
+  const heard: { channel: string; payload: string }[] = [];
   let release: (() => void) | undefined;
   const acquire = () =>
     new Promise<void>((held) => {
@@ -131,13 +132,18 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
       await pglite.runExclusive(() =>
         pglite.execProtocolRawStream(new Uint8Array(msg), {
           onRawData: (data) => {
-            if (data.length > 0 && socket.writable) socket.write(Buffer.from(data));
+            if (data.length === 0) return;
+            const out = Buffer.from(data);
+            heard.push(...notificationsIn(out));
+            if (socket.writable) socket.write(out);
           },
         }),
       );
       if (endsUnit && !pglite.isInTransaction()) {
         release!();
         release = undefined;
+        // A notification committed by this client went to its socket only; tell the server's listeners too.
+        for (const n of heard.splice(0)) await pglite.query('SELECT pg_notify($1, $2)', [n.channel, n.payload]);
       }
     }
   } finally {
@@ -149,4 +155,20 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
       release();
     }
   }
+}
+
+/** The NotificationResponse ('A') messages in a chunk of backend output made of whole messages. */
+export function notificationsIn(out: Buffer): { channel: string; payload: string }[] {
+  const found: { channel: string; payload: string }[] = [];
+  for (let at = 0; at + 5 <= out.length; ) {
+    const size = out.readInt32BE(at + 1);
+    if (size < 4 || at + 1 + size > out.length) break;
+    if (out[at] === 0x41 /* 'A' */) {
+      const body = out.subarray(at + 9, at + 1 + size); // after type, length and the sender's pid
+      const end = body.indexOf(0);
+      found.push({ channel: body.subarray(0, end).toString('utf8'), payload: body.subarray(end + 1, body.indexOf(0, end + 1)).toString('utf8') });
+    }
+    at += 1 + size;
+  }
+  return found;
 }

@@ -11,7 +11,9 @@ import { deliveryRoutes } from './routes/deliveries.js';
 import { authRoutes } from './routes/auth.js';
 import { userRoutes } from './routes/users.js';
 import { adminRoutes } from './routes/admin.js';
-import { setupPage } from './routes/setup-page.js';
+import { webAppRoutes } from './routes/web-app.js';
+import { eventRoutes } from './routes/events.js';
+import { TaskEventHub } from '../core/events/task-events.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
 
@@ -20,6 +22,12 @@ export interface AppDeps {
   database: Database;
   /** Webhook sending (created from config and database when absent). */
   webhooks?: Webhooks;
+  /** Live task events (started on the database when absent). */
+  events?: TaskEventHub;
+  /** How often event streams send a heartbeat and re-check their session (default 25 s). */
+  eventHeartbeatMs?: number;
+  /** Where the built web inbox is (default dist/web). */
+  webFolder?: string;
   /** Where logs go (default stdout); tests capture them here. */
   logStream?: NodeJS.WritableStream;
 }
@@ -59,6 +67,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes(deps.database, deps.config));
   await app.register(userRoutes(deps.database));
   await app.register(adminRoutes(deps.database, deps.config, secrets));
-  await app.register(setupPage);
+  const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
+  if (!deps.events) app.addHook('onClose', async () => events.close());
+  await app.register(eventRoutes(events, deps.database, deps.config, deps.eventHeartbeatMs));
+  await app.register(webAppRoutes(deps.webFolder));
   return app;
 }

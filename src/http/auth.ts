@@ -40,7 +40,7 @@ function parseCookies(header: string | undefined): Record<string, string> {
   return out;
 }
 
-function sessionToken(req: FastifyRequest): string | undefined {
+export function sessionToken(req: FastifyRequest): string | undefined {
   const cookies = parseCookies(req.headers.cookie);
   return cookies[SECURE_COOKIE] ?? cookies[COOKIE];
 }

@@ -195,3 +195,28 @@ export async function completeSetup(database: Database, config: Config, input: N
   });
   return startSession(database, config, user, { kind: 'person', id: user.id, name: user.username, ip: input.ip }, input.ip, input.userAgent);
 }
+
+/**
+ * A person changing their own password: the current one must be right. Every other session of
+ * theirs ends; the one they are using stays.
+ */
+export async function changeOwnPassword(database: Database, actor: Actor, me: { id: string; sessionId: string }, current: string, password: string): Promise<void> {
+  checkPassword(password);
+  const user = await repo.findUserById(database.db, me.id);
+  if (!user || !(await verifyPassword(user.passwordHash, current))) {
+    throw new AppError('bad-request', 'The current password is not right.');
+  }
+  const passwordHash = await hashPassword(password);
+  await database.db.transaction(async (tx) => {
+    await repo.updateUser(tx, user.id, { passwordHash });
+    for (const s of await repo.listSessionsOfUser(tx, user.id)) if (s.id !== me.sessionId) await repo.deleteSession(tx, s.id);
+    await recordAudit(tx, actor, 'user.change-password', user.username);
+  });
+}
+
+/** Ends one of the person's own sessions (another browser, a lost phone). */
+export async function revokeOwnSession(database: Database, actor: Actor, userId: string, sessionId: string): Promise<void> {
+  const mine = (await repo.listSessionsOfUser(database.db, userId)).some((s) => s.id === sessionId);
+  if (!mine) throw new AppError('not-found', `You have no session with id '${sessionId}'.`);
+  await revokeSession(database, actor, sessionId);
+}

@@ -45,29 +45,42 @@ export async function listTypesOfVersion(db: Executor, versionId: number) {
   return db.select().from(taskTypes).where(eq(taskTypes.versionId, versionId)).orderBy(asc(taskTypes.id));
 }
 
+const typeColumns = {
+  id: taskTypes.id,
+  name: taskTypes.name,
+  pendingStates: taskTypes.pendingStates,
+  resolvedStates: taskTypes.resolvedStates,
+  schemaId: taskSchemas.id,
+  schemaName: taskSchemas.name,
+  version: schemaVersions.version,
+  semver: schemaVersions.semver,
+  versionId: schemaVersions.id,
+  hookUrl: taskTypes.hookUrl,
+  defaultHookUrl: schemaVersions.defaultHookUrl,
+  hookMode: schemaVersions.hookMode,
+  hookAuth: schemaVersions.hookAuth,
+};
+
 /** Task types with their schema's name and version, by id. */
 export async function findTypesByIds(db: Executor, ids: number[]) {
   if (ids.length === 0) return [];
   return db
-    .select({
-      id: taskTypes.id,
-      name: taskTypes.name,
-      pendingStates: taskTypes.pendingStates,
-      resolvedStates: taskTypes.resolvedStates,
-      schemaId: taskSchemas.id,
-      schemaName: taskSchemas.name,
-      version: schemaVersions.version,
-      semver: schemaVersions.semver,
-      versionId: schemaVersions.id,
-      hookUrl: taskTypes.hookUrl,
-      defaultHookUrl: schemaVersions.defaultHookUrl,
-      hookMode: schemaVersions.hookMode,
-      hookAuth: schemaVersions.hookAuth,
-    })
+    .select(typeColumns)
     .from(taskTypes)
     .innerJoin(schemaVersions, eq(schemaVersions.id, taskTypes.versionId))
     .innerJoin(taskSchemas, eq(taskSchemas.id, schemaVersions.schemaId))
     .where(inArray(taskTypes.id, ids));
+}
+
+/** Every type of every version, by schema name, version and type id (optionally of one schema). */
+export async function listAllTypes(db: Executor, schemaName?: string) {
+  return db
+    .select(typeColumns)
+    .from(taskTypes)
+    .innerJoin(schemaVersions, eq(schemaVersions.id, taskTypes.versionId))
+    .innerJoin(taskSchemas, eq(taskSchemas.id, schemaVersions.schemaId))
+    .where(schemaName === undefined ? undefined : eq(taskSchemas.name, schemaName))
+    .orderBy(asc(taskSchemas.name), asc(schemaVersions.version), asc(taskTypes.id));
 }
 
 /** Ids of every version's type called `name` in a schema. */

@@ -135,3 +135,8 @@ export async function listLatestTypes(database: Database, schemaName: string): P
     typeRowToTaskType({ ...t, schemaId: schema.id, schemaName: schema.name, version: latest.version, semver: latest.semver }),
   );
 }
+
+/** Every version's types, oldest version first (the inbox's filters and the admin's schema view). */
+export async function listAllTypes(database: Database, schemaName?: string): Promise<TaskType[]> {
+  return (await repo.listAllTypes(database.db, schemaName)).map(typeRowToTaskType);
+}

@@ -77,6 +77,8 @@ export interface TaskFilter {
   ttypeIds?: number[];
   /** `null` selects tasks with no state. */
   state?: string | null;
+  /** Words that must all occur in the metadata's JSON text, any case. */
+  words?: string[];
   /** Keyset: only tasks after (or, newest first, before) this `seq`. */
   afterSeq?: number;
   order: 'oldest' | 'newest';
@@ -94,6 +96,7 @@ export function listTasks(db: Executor, f: TaskFilter) {
   if (f.schemaId !== undefined) where.push(eq(tasks.schemaId, f.schemaId));
   if (f.ttypeIds !== undefined) where.push(inArray(tasks.ttypeId, f.ttypeIds));
   if (f.state !== undefined) where.push(f.state === null ? isNull(tasks.state) : eq(tasks.state, f.state));
+  for (const w of f.words ?? []) where.push(sql`${tasks.meta}::text ILIKE ${'%' + w.replace(/[\\%_]/g, (c) => '\\' + c) + '%'}`);
   if (f.afterSeq !== undefined) where.push(f.order === 'oldest' ? gt(tasks.seq, f.afterSeq) : lt(tasks.seq, f.afterSeq));
   return db
     .select()
@@ -101,4 +104,14 @@ export function listTasks(db: Executor, f: TaskFilter) {
     .where(and(...where))
     .orderBy(f.order === 'oldest' ? asc(tasks.seq) : desc(tasks.seq))
     .limit(f.limit);
+}
+
+/** How many tasks there are, unresolved, resolved or all, optionally of one schema. */
+export async function countTasks(db: Executor, resolved: 'un' | 'all' | 'done', schemaId?: number): Promise<number> {
+  const where: (SQL | undefined)[] = [];
+  if (resolved === 'un') where.push(eq(tasks.resolved, false));
+  if (resolved === 'done') where.push(eq(tasks.resolved, true));
+  if (schemaId !== undefined) where.push(eq(tasks.schemaId, schemaId));
+  const rows = await db.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(...where));
+  return rows[0]!.n;
 }

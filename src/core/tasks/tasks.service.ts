@@ -4,6 +4,7 @@ import type { Database, Executor } from '../../db/index.js';
 import { AppError, SchemaNotFound, StateNotInType, TaskNotFound, TaskTypeNotFound } from '../../errors.js';
 import { checkState, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
 import { buildPayload, hookTargetOf, type HookTarget, type Webhooks } from '../webhooks/index.js';
+import { publishTaskEvent } from '../events/task-events.js';
 import * as idempotency from './idempotency.repo.js';
 import * as repo from './tasks.repo.js';
 import { historyRowToEntry, scopeOf, stableStringify, taskRowToTask, type Principal } from './tasks.js';
@@ -39,6 +40,7 @@ export async function createTask(database: Database, principal: Principal, body:
       apiKeyId: principal.kind === 'api-key' ? principal.id : null,
       updateMeta: body.meta ?? null,
     });
+    await publishTaskEvent(t, { kind: 'created', id: row.id, schema: body.schema_name, state, resolved: check.resolved });
     return { task: taskRowToTask(row), ttype: type!.name };
   };
   return tx ? write(tx) : database.db.transaction(write);
@@ -151,6 +153,7 @@ export async function setTaskState(
       const updated = await repo.updateTaskState(tx, id, state, check.resolved);
       const history = await repo.insertHistory(tx, { taskId: id, state, resolved: check.resolved, editorId: editorOf(principal)?.id ?? null, apiKeyId: apiKeyIdOf(principal) });
       const task = taskRowToTask(updated);
+      await publishTaskEvent(tx, { kind: 'changed', id, schema: type.schemaName, state, resolved: check.resolved });
       if (target) {
         const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: editorOf(principal) });
         await webhooks!.enqueue(tx, target, payload, id);
@@ -191,6 +194,7 @@ async function setStateWithSyncHook(
       }
       const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
       await repo.insertHistory(tx, { id: historyId, taskId: row.id, state, resolved: check.resolved, editorId: editorOf(principal)?.id ?? null, apiKeyId: apiKeyIdOf(principal) });
+      await publishTaskEvent(tx, { kind: 'changed', id: row.id, schema: type.schemaName, state, resolved: check.resolved });
       return { task: taskRowToTask(updated), changed: true };
     });
   } catch (err) {
@@ -223,6 +227,7 @@ export async function listTasks(database: Database, principal: Principal, q: Lis
     schemaId,
     ttypeIds,
     state: q.state === undefined ? undefined : q.state === '' ? null : q.state,
+    words: searchWords(q.q),
     afterSeq: q.cursor !== undefined ? Number(q.cursor) : undefined,
     order: q.order ?? 'oldest',
     limit: q.limit + 1,
@@ -236,6 +241,20 @@ export async function listTasks(database: Database, principal: Principal, q: Lis
     types,
     next_cursor: rows.length > q.limit ? String(page[page.length - 1]!.seq) : null,
   };
+}
+
+/** The words of a search: split on spaces; JSON text escapes quotes and backslashes, so the words do too. */
+function searchWords(q: string | undefined): string[] | undefined {
+  const words = (q ?? '').split(/\s+/).filter((w) => w.length > 0).slice(0, 8);
+  return words.length > 0 ? words.map((w) => JSON.stringify(w).slice(1, -1)) : undefined;
+}
+
+/** The number of tasks the principal can see, unresolved by default (the inbox's badge). */
+export async function countTasks(database: Database, principal: Principal, resolved: 'un' | 'all' | 'done'): Promise<number> {
+  const scope = scopeOf(principal);
+  if (scope === null) return repo.countTasks(database.db, resolved);
+  const schema = await schemasRepo.findSchemaByName(database.db, scope);
+  return schema ? repo.countTasks(database.db, resolved, schema.id) : 0;
 }
 
 /** Every task of a type, across all versions of its schema (for the CLI). */

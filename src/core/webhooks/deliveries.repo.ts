@@ -95,6 +95,14 @@ export async function findDelivery(db: Executor, id: number) {
   return rows[0];
 }
 
+export type AttemptRow = typeof webhookAttempts.$inferSelect;
+
+/** The attempts of several deliveries, oldest first. */
+export async function listAttemptsOf(db: Executor, deliveryIds: number[]): Promise<AttemptRow[]> {
+  if (deliveryIds.length === 0) return [];
+  return db.select().from(webhookAttempts).where(inArray(webhookAttempts.deliveryId, deliveryIds)).orderBy(asc(webhookAttempts.id));
+}
+
 export async function listAttempts(db: Executor, deliveryId: number) {
   return db.select().from(webhookAttempts).where(eq(webhookAttempts.deliveryId, deliveryId)).orderBy(asc(webhookAttempts.id));
 }

@@ -26,6 +26,10 @@ function deliveryRowToApi(row: repo.DeliveryRow, schemaName: string): WebhookDel
   };
 }
 
+function attemptRowToApi(a: repo.AttemptRow) {
+  return { id: a.id, created: a.created.toISOString(), status_code: a.statusCode, latency_ms: a.latencyMs, response_body: a.responseBody, error: a.error };
+}
+
 /** The schema id a listing is limited to: the key's schema and the filter must agree. */
 async function schemaFilter(database: Database, principal: Principal, schema?: string): Promise<number | undefined | null> {
   const scope = scopeOf(principal);
@@ -67,16 +71,19 @@ export async function getDelivery(database: Database, principal: Principal, id: 
   const attempts = await repo.listAttempts(database.db, id);
   return {
     delivery: deliveryRowToApi(found.delivery, found.schemaName),
-    attempts: attempts.map((a) => ({
-      id: a.id,
-      created: a.created.toISOString(),
-      status_code: a.statusCode,
-      latency_ms: a.latencyMs,
-      response_body: a.responseBody,
-      error: a.error,
-    })),
+    attempts: attempts.map(attemptRowToApi),
     payload: JSON.parse(found.delivery.payload) as unknown,
   };
+}
+
+/** Every webhook delivery of one task (oldest first), each with its attempts: the task view's status. */
+export async function listTaskDeliveries(database: Database, principal: Principal, taskId: string) {
+  const { deliveries } = await listDeliveries(database, principal, { task: taskId, limit: 200 });
+  const attempts = await repo.listAttemptsOf(database.db, deliveries.map((d) => d.id));
+  return deliveries.reverse().map((d) => ({
+    ...d,
+    attempts: attempts.filter((a) => a.deliveryId === d.id).map(attemptRowToApi),
+  }));
 }
 
 /** Sends an async delivery again (same webhook-id, so receivers can tell it is the same event). */

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { LoginBody, Problem, SetupBody, SetupStatus, UserResponse } from '../../contract/index.js';
+import { ChangePasswordBody, LoginBody, Problem, Session, SetupBody, SetupStatus, UserResponse } from '../../contract/index.js';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/index.js';
 import * as people from '../../core/people/index.js';
@@ -7,8 +7,18 @@ import { countUsers, findUserById } from '../../core/people/people.repo.js';
 import { userRowToPublic } from '../../core/people/people.js';
 import { actorOf, clearSessionCookie, principalOf, refuseCrossSite, setSessionCookie } from '../auth.js';
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
+import { AppError } from '../../errors.js';
+import type { PersonPrincipal } from '../../core/people/people.js';
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
+
+/** The signed-in person of a `member` route (an API key never reaches one). */
+function personOf(req: FastifyRequest): PersonPrincipal {
+  const p = principalOf(req);
+  if (p.kind !== 'person') throw new AppError('forbidden', 'Only a signed-in person can do this.');
+  return p;
+}
 
 /** Sign-in, sign-out, the signed-in person, and the first-run setup. */
 export function authRoutes(database: Database, config: Config): FastifyPluginAsyncZod {
@@ -32,6 +42,23 @@ export function authRoutes(database: Database, config: Config): FastifyPluginAsy
       const p = principalOf(req);
       const row = p.kind === 'person' ? await findUserById(database.db, p.id) : undefined;
       return { user: userRowToPublic(row!) };
+    });
+
+    app.post('/api/v1/me/password', { config: { auth: 'member' }, schema: { body: ChangePasswordBody, response: { 200: z.object({ ok: z.literal(true) }), ...errors } } }, async (req) => {
+      const p = personOf(req);
+      await people.changeOwnPassword(database, actorOf(req), p, req.body.current_password, req.body.password);
+      return { ok: true as const };
+    });
+
+    app.get('/api/v1/me/sessions', { config: { auth: 'member' }, schema: { response: { 200: z.object({ sessions: z.array(Session) }), ...errors } } }, async (req) => {
+      const p = personOf(req);
+      const sessions = await people.listSessions(database, p.id);
+      return { sessions: sessions.map((s) => ({ ...s, current: s.id === p.sessionId })) };
+    });
+
+    app.delete('/api/v1/me/sessions/:id', { config: { auth: 'member' }, schema: { params: z.object({ id: z.uuid() }), response: { 200: z.object({ ok: z.literal(true) }), 404: Problem, ...errors } } }, async (req) => {
+      await people.revokeOwnSession(database, actorOf(req), personOf(req).id, req.params.id);
+      return { ok: true as const };
     });
 
     app.get('/api/v1/setup', { config: { auth: 'public' }, schema: { response: { 200: SetupStatus } } }, async () => ({

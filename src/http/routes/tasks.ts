@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
+  CountTasksQuery,
+  CountTasksResponse,
   CreateTaskBody,
   CreateTaskResponse,
   GetTaskResponse,
@@ -10,12 +12,16 @@ import {
   Problem,
   SetStateQuery,
   TaskIdParams,
+  TaskDeliveriesResponse,
+  TaskType,
   TaskResponse,
 } from '../../contract/index.js';
 import type { Database } from '../../db/index.js';
 import * as tasks from '../../core/tasks/index.js';
 import { apiKeyOf, principalOf } from '../auth.js';
-import type { Webhooks } from '../../core/webhooks/index.js';
+import { listAllTypes } from '../../core/schemas/index.js';
+import { scopeOf } from '../../core/tasks/index.js';
+import { listTaskDeliveries, type Webhooks } from '../../core/webhooks/index.js';
 
 const IdempotencyHeaders = z.object({
   'idempotency-key': z
@@ -56,6 +62,27 @@ export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPlugi
         },
       },
       async (req) => tasks.listTasks(database, principalOf(req), req.query),
+    );
+
+    app.get(
+      '/api/v1/types',
+      { config: { auth: 'member-or-api-key' }, schema: { response: { 200: z.object({ types: z.array(TaskType) }), ...errors } } },
+      async (req) => ({ types: await listAllTypes(database, scopeOf(principalOf(req)) ?? undefined) }),
+    );
+
+    app.get(
+      '/api/v1/tasks/count',
+      { config: { auth: 'member-or-api-key' }, schema: { querystring: CountTasksQuery, response: { 200: CountTasksResponse, ...errors } } },
+      async (req) => ({ count: await tasks.countTasks(database, principalOf(req), req.query.resolved) }),
+    );
+
+    app.get(
+      '/api/v1/tasks/:id/deliveries',
+      { config: { auth: 'member-or-api-key' }, schema: { params: TaskIdParams, response: { 200: TaskDeliveriesResponse, ...errors } } },
+      async (req) => {
+        await tasks.getTask(database, principalOf(req), req.params.id); // 404 unless the principal may see the task
+        return { deliveries: await listTaskDeliveries(database, principalOf(req), req.params.id) };
+      },
     );
 
     app.get(
