@@ -90,6 +90,8 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
 
   const locks = pglite as unknown as PgliteLocks;
   const heard: { channel: string; payload: string }[] = [];
+  let unread: Buffer = Buffer.alloc(0);
+  let skip = 0;
   let release: (() => void) | undefined;
   const acquire = () =>
     new Promise<void>((held) => {
@@ -134,8 +136,23 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
           onRawData: (data) => {
             if (data.length === 0) return;
             const out = Buffer.from(data);
-            heard.push(...notificationsIn(out));
             if (socket.writable) socket.write(out);
+            // Chunks split messages anywhere: read whole messages and keep a partial one for the
+            // next chunk, unless it is no notification (a large row, say): that is skipped unread.
+            let chunk = out;
+            if (skip > 0) {
+              const n = Math.min(skip, chunk.length);
+              skip -= n;
+              chunk = chunk.subarray(n);
+            }
+            unread = unread.length > 0 ? Buffer.concat([unread, chunk]) : chunk;
+            const read = readNotifications(unread);
+            heard.push(...read.found);
+            unread = unread.subarray(read.consumed);
+            if (unread.length >= 5 && unread[0] !== 0x41) {
+              skip = 1 + unread.readInt32BE(1) - unread.length;
+              unread = Buffer.alloc(0);
+            }
           },
         }),
       );
@@ -157,10 +174,16 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
   }
 }
 
-/** The NotificationResponse ('A') messages in a chunk of backend output made of whole messages. */
+/** The NotificationResponse ('A') messages among the whole messages at the start of `out`. */
 export function notificationsIn(out: Buffer): { channel: string; payload: string }[] {
+  return readNotifications(out).found;
+}
+
+/** The notifications among the whole backend messages at the start of `out`, and how many bytes those take. */
+function readNotifications(out: Buffer): { found: { channel: string; payload: string }[]; consumed: number } {
   const found: { channel: string; payload: string }[] = [];
-  for (let at = 0; at + 5 <= out.length; ) {
+  let at = 0;
+  while (at + 5 <= out.length) {
     const size = out.readInt32BE(at + 1);
     if (size < 4 || at + 1 + size > out.length) break;
     if (out[at] === 0x41 /* 'A' */) {
@@ -170,5 +193,5 @@ export function notificationsIn(out: Buffer): { channel: string; payload: string
     }
     at += 1 + size;
   }
-  return found;
+  return { found, consumed: at };
 }

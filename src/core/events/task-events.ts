@@ -81,12 +81,15 @@ export class TaskEventHub {
       onLost(err as Error);
       return;
     }
-    this.stopListening = async () => {
+    const stop = async () => {
       lost = true;
       await client.end().catch(() => {});
     };
+    if (this.closed) return stop(); // closed while this reconnect was under way
+    this.stopListening = stop;
     // Whatever happened while not listening is unknown: subscribers reload.
     if (failures > 0) this.emitter.emit('event', { kind: 'resync' });
+    failures = 0; // a later loss starts again with the shortest delay
   }
 
   private dispatch(payload: string) {

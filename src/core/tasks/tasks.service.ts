@@ -243,9 +243,12 @@ export async function listTasks(database: Database, principal: Principal, q: Lis
   };
 }
 
+const MAX_SEARCH_WORDS = 8;
+
 /** The words of a search: split on spaces; JSON text escapes quotes and backslashes, so the words do too. */
 function searchWords(q: string | undefined): string[] | undefined {
-  const words = (q ?? '').split(/\s+/).filter((w) => w.length > 0).slice(0, 8);
+  const words = (q ?? '').split(/\s+/).filter((w) => w.length > 0);
+  if (words.length > MAX_SEARCH_WORDS) throw new AppError('bad-request', `A search may have at most ${MAX_SEARCH_WORDS} words.`);
   return words.length > 0 ? words.map((w) => JSON.stringify(w).slice(1, -1)) : undefined;
 }
 
