@@ -20,6 +20,8 @@ export const errorCatalogue = {
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'idempotency-in-flight': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   'task-changed': { status: 409, title: 'The task changed meanwhile' },
+  'task-cancelled': { status: 409, title: 'The task was cancelled' },
+  'task-resolved': { status: 409, title: 'The task is already resolved' },
   'schema-version-exists': { status: 409, title: 'This schema version is already installed' },
   'user-exists': { status: 409, title: 'That username is taken' },
   'body-too-large': { status: 413, title: 'The request body is too large' },

@@ -110,7 +110,8 @@ describe('GET /api/v1/tasks/{id} and /history', () => {
   test('history entries have the SPEC fields, oldest first', async () => {
     const body = (await get(`/api/v1/tasks/${ids.e}/history`)).json();
     expect(body.history).toHaveLength(1);
-    expect(Object.keys(body.history[0]).sort()).toEqual(['assigned_id', 'created', 'editor_id', 'editor_name', 'id', 'resolved', 'state', 'task_id', 'update_meta']);
+    expect(Object.keys(body.history[0]).sort()).toEqual(['assigned_id', 'created', 'editor_id', 'editor_name', 'event', 'id', 'reason', 'resolved', 'state', 'task_id', 'update_meta']);
+    expect(body.history[0]).toMatchObject({ event: 'created', reason: null });
   });
 });
 

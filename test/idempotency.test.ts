@@ -94,3 +94,20 @@ test('a key is remembered for 24 hours, then forgotten', async () => {
 test('an invalid Idempotency-Key header → 400', async () => {
   expect((await post('x'.repeat(300))).statusCode).toBe(400);
 });
+
+test('an answer remembered by an earlier release (without fields added since) is replayed with them', async () => {
+  const t = await createTestApp();
+  try {
+    const send = () => t.call({ method: 'POST', url: '/api/v1/tasks/', key: t.key, headers: { 'idempotency-key': 'from-before-the-upgrade' }, payload: { schema_name: 'acme:moderation', task: 'flag-content' } });
+    const first = await send();
+    expect(first.statusCode).toBe(200);
+    // What the release before `cancelled` existed stored.
+    await t.database.query(`UPDATE idempotency_keys SET response_body = response_body #- '{task,cancelled}'`);
+    const again = await send();
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json().task).toEqual({ ...first.json().task, cancelled: null });
+  } finally {
+    await t.close();
+  }
+});

@@ -11,6 +11,12 @@ export const Task = z.object({
   user_id: z.string().nullable(),
   resolved: z.boolean(),
   meta: Meta.nullable(),
+  /**
+   * Set when the application server cancelled the task (it no longer needs a person). A
+   * cancelled task is resolved and keeps the state it had: cancellation is not a state, so it
+   * can never collide with a schema's own state names.
+   */
+  cancelled: z.object({ at: Timestamp, reason: z.string() }).nullable(),
 });
 export type Task = z.infer<typeof Task>;
 
@@ -38,6 +44,9 @@ export const HistoryEntry = z.object({
   editor_name: z.string().nullable(),
   assigned_id: z.string().nullable(),
   update_meta: Meta.nullable(),
+  /** `created`, `state` (set or unset), `meta` (metadata merged: `update_meta`), `cancel` (with `reason`). */
+  event: z.enum(['created', 'state', 'meta', 'cancel']),
+  reason: z.string().nullable(),
 });
 export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
@@ -54,14 +63,14 @@ export type CreateTaskResponse = z.infer<typeof CreateTaskResponse>;
 
 export const ListTasksQuery = z.object({
   /** `un`: unresolved only; `done`: resolved only; `all` (default). */
-  resolved: z.enum(['un', 'all', 'done']).default('all'),
-  schema: z.string().min(1).optional(),
-  type: z.string().min(1).optional(),
-  state: z.string().optional(),
+  resolved: z.enum(['un', 'all', 'done']).default('all').describe('`un`: unresolved only; `done`: resolved only; `all` (default)'),
+  schema: z.string().min(1).optional().describe('Only tasks of this schema'),
+  type: z.string().min(1).optional().describe('Only tasks of this task type (any version)'),
+  state: z.string().optional().describe('Only tasks in this state; empty: tasks with no state'),
   /** Words that must all occur in the task's metadata (keys or values, any case). */
-  q: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^\d{1,15}$/, 'cursor must be the next_cursor of a previous page').optional(),
+  q: z.string().max(200).optional().describe("Words (at most 8) that must all occur in the task's metadata, any case"),
+  limit: z.coerce.number().int().min(1).max(200).default(50).describe('Page size'),
+  cursor: z.string().regex(/^\d{1,15}$/, 'cursor must be the next_cursor of a previous page').optional().describe('The `next_cursor` of the previous page'),
 });
 export type ListTasksQuery = z.infer<typeof ListTasksQuery>;
 
@@ -86,5 +95,19 @@ export const SetStateQuery = z.object({
 });
 export const TaskResponse = z.object({ task: Task });
 
-export const CountTasksQuery = z.object({ resolved: z.enum(['un', 'all', 'done']).default('un') });
+export const CountTasksQuery = z.object({ resolved: z.enum(['un', 'all', 'done']).default('un').describe('`un` (default), `all` or `done`') });
 export const CountTasksResponse = z.object({ count: z.number().int() });
+
+/** `?wait=` long poll on GET /api/v1/tasks/{id}. */
+export const WaitQuery = z.object({
+  /** Seconds to wait, at most 60; without it the task is answered at once. */
+  wait: z.coerce.number().min(0).max(60, 'wait is at most 60 seconds').optional().describe('Seconds to wait (at most 60) for the task to be resolved (or, with `wait_for=change`, for its state to change); the answer is the task as it is then'),
+  /** `resolved` (default): until the task is resolved; `change`: until its state changes. */
+  wait_for: z.enum(['resolved', 'change']).default('resolved').describe('`resolved` (default) or `change`'),
+});
+
+/** PATCH /api/v1/tasks/{id}: metadata merged into the task's; a key set to null is removed. */
+export const UpdateTaskBody = z.object({ meta: Meta });
+export type UpdateTaskBody = z.infer<typeof UpdateTaskBody>;
+
+export const CancelTaskBody = z.object({ reason: z.string().trim().min(1, 'give a reason').max(1000) });

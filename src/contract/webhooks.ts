@@ -4,7 +4,8 @@ import { Task } from './tasks.js';
 
 /** The body POSTed to the application server when a task's state changes. */
 export const WebhookPayload = z.object({
-  event: z.literal('task.state_changed'),
+  /** `task.state_changed` when a person (or a key, or the CLI) set the state; `task.cancelled` when the application server cancelled the task. */
+  event: z.enum(['task.state_changed', 'task.cancelled']),
   task: Task,
   /** The task type's name (the earlier version's field). */
   ttype: z.string(),

@@ -78,6 +78,9 @@ export const tasks = pgTable(
     resolved: boolean('resolved').notNull().default(false),
     userId: uuid('user_id'),
     meta: jsonb('meta').$type<Record<string, unknown> | null>(),
+    /** Set when the application server withdrew the task (it is then resolved, its state kept). */
+    cancelledAt: timestamp('cancelled_at', { withTimezone: true, mode: 'date' }),
+    cancelReason: text('cancel_reason'),
   },
   (t) => [
     unique('tasks_seq_uq').on(t.seq),
@@ -101,6 +104,10 @@ export const taskHistory = pgTable(
     /** The API key that made the change, when an application server made it. */
     apiKeyId: uuid('api_key_id').references(() => apiKeys.id, { onDelete: 'set null' }),
     updateMeta: jsonb('update_meta').$type<Record<string, unknown> | null>(),
+    /** What happened: the task was created, its state set, its metadata updated, or it was cancelled. */
+    event: text('event').$type<'created' | 'state' | 'meta' | 'cancel'>().notNull().default('state'),
+    /** With `cancel`: the reason the application server gave. */
+    reason: text('reason'),
   },
   (t) => [index('task_history_task_idx').on(t.taskId, t.id)],
 );

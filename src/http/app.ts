@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import { registerAuth } from './auth.js';
 import { loggerOptions } from './logger.js';
+import { registerOpenApi } from './openapi.js';
 import { registerProblemHandlers } from './problems.js';
 import { healthRoutes } from './routes/health.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -13,6 +14,7 @@ import { userRoutes } from './routes/users.js';
 import { adminRoutes } from './routes/admin.js';
 import { webAppRoutes } from './routes/web-app.js';
 import { eventRoutes } from './routes/events.js';
+import { apiReferenceRoutes } from './routes/api-reference.js';
 import { TaskEventHub } from '../core/events/task-events.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
@@ -56,20 +58,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return parseJson(req, body as string, done);
   });
 
+  // Answers given while the server stops (long polls ended early, requests in flight) close their
+  // connection, so that keep-alive clients do not hold the stop up until their idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   registerProblemHandlers(app);
   registerAuth(app, { database: deps.database, config: deps.config });
+  // Before the routes: the OpenAPI document (GET /openapi.json) is generated from them as they are added.
+  await registerOpenApi(app);
 
   const secrets = loadSecretBox(deps.config);
   const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets });
   await app.register(healthRoutes);
-  await app.register(taskRoutes(deps.database, webhooks));
+  const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
+  if (!deps.events) app.addHook('onClose', async () => events.close());
+  await app.register(taskRoutes(deps.database, webhooks, events));
   await app.register(deliveryRoutes(deps.database, webhooks));
   await app.register(authRoutes(deps.database, deps.config));
   await app.register(userRoutes(deps.database));
   await app.register(adminRoutes(deps.database, deps.config, secrets));
-  const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
-  if (!deps.events) app.addHook('onClose', async () => events.close());
   await app.register(eventRoutes(events, deps.database, deps.config, deps.eventHeartbeatMs));
+  await app.register(apiReferenceRoutes);
   await app.register(webAppRoutes(deps.webFolder));
   return app;
 }

@@ -33,6 +33,7 @@ const RECONNECT_MS = [250, 1000, 2000, 5000];
 /** Receives the task notifications of one database and hands them to subscribers in this process. */
 export class TaskEventHub {
   private readonly emitter = new EventEmitter();
+  private readonly byTask = new Map<string, Set<() => void>>();
   private stopListening: () => Promise<void> = async () => {};
   private closed = false;
 
@@ -88,16 +89,39 @@ export class TaskEventHub {
     if (this.closed) return stop(); // closed while this reconnect was under way
     this.stopListening = stop;
     // Whatever happened while not listening is unknown: subscribers reload.
-    if (failures > 0) this.emitter.emit('event', { kind: 'resync' });
+    if (failures > 0) this.resync();
     failures = 0; // a later loss starts again with the shortest delay
   }
 
   private dispatch(payload: string) {
+    let event: TaskEvent;
     try {
-      this.emitter.emit('event', JSON.parse(payload) as TaskEvent);
+      event = JSON.parse(payload) as TaskEvent;
     } catch {
-      // Not ours: ignore.
+      return; // not ours
     }
+    this.emitter.emit('event', event);
+    for (const listener of this.byTask.get(event.id) ?? []) listener();
+  }
+
+  private resync() {
+    this.emitter.emit('event', { kind: 'resync' });
+    for (const set of this.byTask.values()) for (const listener of set) listener();
+  }
+
+  /**
+   * Calls `listener` when task `id` is created or changed, or when events may have been missed
+   * (resync), until the returned function is called. Kept by task id, so many waiters on
+   * different tasks cost nothing per event.
+   */
+  subscribeTask(id: string, listener: () => void): () => void {
+    let set = this.byTask.get(id);
+    if (!set) this.byTask.set(id, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.byTask.get(id) === set) this.byTask.delete(id);
+    };
   }
 
   /** Calls `listener` for each event until the returned function is called. */
@@ -113,6 +137,7 @@ export class TaskEventHub {
   async close(): Promise<void> {
     this.closed = true;
     this.emitter.removeAllListeners();
+    this.byTask.clear();
     await this.stopListening();
   }
 }

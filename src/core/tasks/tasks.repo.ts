@@ -115,3 +115,9 @@ export async function countTasks(db: Executor, resolved: 'un' | 'all' | 'done', 
   const rows = await db.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(...where));
   return rows[0]!.n;
 }
+
+/** Writes some of a task's columns and stamps `updated`. */
+export async function updateTask(db: Executor, id: string, values: Partial<Pick<typeof tasks.$inferInsert, 'meta' | 'resolved' | 'cancelledAt' | 'cancelReason'>>) {
+  const rows = await db.update(tasks).set({ ...values, updated: sql`now()` }).where(eq(tasks.id, id)).returning();
+  return rows[0]!;
+}

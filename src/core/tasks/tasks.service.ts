@@ -39,6 +39,7 @@ export async function createTask(database: Database, principal: Principal, body:
       resolved: check.resolved,
       apiKeyId: principal.kind === 'api-key' ? principal.id : null,
       updateMeta: body.meta ?? null,
+      event: 'created',
     });
     await publishTaskEvent(t, { kind: 'created', id: row.id, schema: body.schema_name, state, resolved: check.resolved });
     return { task: taskRowToTask(row), ttype: type!.name };
@@ -85,7 +86,7 @@ export async function createTaskIdempotent(
     if (row.requestHash !== hash) {
       throw new AppError('idempotency-key-reused', 'This Idempotency-Key was already used with a different request body. Use a new key for a new request.');
     }
-    if (row.status === 'done') return { status: row.responseStatus!, body: row.responseBody as CreateTaskResponse, replayed: true };
+    if (row.status === 'done') return { status: row.responseStatus!, body: withLaterFields(row.responseBody as CreateTaskResponse), replayed: true };
     if (row.ageSeconds > IDEMPOTENCY_STALE_SECONDS && (await idempotency.restartStaleInFlight(db, principal.id, idempotencyKey, IDEMPOTENCY_STALE_SECONDS))) break;
     throw new AppError('idempotency-in-flight', 'A request with this Idempotency-Key is still being processed. Retry in a moment to get its answer.');
   }
@@ -102,8 +103,17 @@ export async function createTaskIdempotent(
   }
 }
 
+/**
+ * A remembered answer, stored by an earlier release, with the task fields added since then (at
+ * their values for a task that has not changed), so that it still matches the answer schema.
+ */
+function withLaterFields(body: CreateTaskResponse): CreateTaskResponse {
+  const stored = body.task as Partial<Task> & Omit<Task, 'cancelled'>;
+  return { ...body, task: { ...stored, cancelled: stored.cancelled ?? null } };
+}
+
 /** Reads a task the principal may see, or throws TaskNotFound. */
-async function visibleTask(db: Executor, principal: Principal, id: string, lock = false) {
+export async function visibleTask(db: Executor, principal: Principal, id: string, lock = false) {
   const row = lock ? await repo.lockTaskById(db, id) : await repo.findTaskById(db, id);
   if (!row) throw new TaskNotFound(id);
   const [type] = await schemasRepo.findTypesByIds(db, [row.ttypeId]);
@@ -144,6 +154,7 @@ export async function setTaskState(
     const result = await database.db.transaction(async (tx) => {
       const seen = await visibleTask(tx, principal, id, true);
       const { row, type } = seen;
+      refuseCancelled(row);
       const target = webhooks ? hookTargetOf(type) : null;
       // A sync webhook goes out after this transaction has let go of the row (see below).
       if (target?.mode === 'sync') return { sync: { seen, target } };
@@ -189,7 +200,7 @@ async function setStateWithSyncHook(
   try {
     return await database.db.transaction(async (tx) => {
       const locked = await repo.lockTaskById(tx, row.id);
-      if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime()) {
+      if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime() || locked.cancelledAt) {
         throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
       }
       const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
@@ -203,8 +214,15 @@ async function setStateWithSyncHook(
   }
 }
 
-const apiKeyIdOf = (p: Principal) => (p.kind === 'api-key' ? p.id : null);
-const editorOf = (p: Principal) => (p.kind === 'person' ? { id: p.id, name: p.name } : null);
+/** A cancelled task is closed: its state stays as it was. */
+export function refuseCancelled(row: { cancelledAt: Date | null; cancelReason: string | null }) {
+  if (row.cancelledAt) {
+    throw new AppError('task-cancelled', `The application server cancelled this task (${row.cancelReason ?? 'no reason given'}); its state can no longer change.`);
+  }
+}
+
+export const apiKeyIdOf = (p: Principal) => (p.kind === 'api-key' ? p.id : null);
+export const editorOf = (p: Principal) => (p.kind === 'person' ? { id: p.id, name: p.name } : null);
 
 /** A page of tasks with the types they refer to. */
 export async function listTasks(database: Database, principal: Principal, q: ListTasksQuery & { order?: 'oldest' | 'newest' }): Promise<ListTasksResponse> {

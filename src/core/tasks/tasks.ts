@@ -19,6 +19,7 @@ export function taskRowToTask(row: typeof tasks.$inferSelect): Task {
     user_id: row.userId,
     resolved: row.resolved,
     meta: row.meta ?? null,
+    cancelled: row.cancelledAt ? { at: row.cancelledAt.toISOString(), reason: row.cancelReason ?? '' } : null,
   };
 }
 
@@ -33,6 +34,8 @@ export function historyRowToEntry(row: typeof taskHistory.$inferSelect & { edito
     editor_name: row.editorName ?? null,
     assigned_id: row.assignedId,
     update_meta: row.updateMeta ?? null,
+    event: row.event,
+    reason: row.reason,
   };
 }
 

@@ -40,9 +40,10 @@ export function buildPayload(opts: {
   previous: { state: string | null; resolved: boolean };
   historyId: number;
   editor: { id: string; name: string } | null;
+  event?: WebhookPayload['event'];
 }): WebhookPayload {
   return {
-    event: 'task.state_changed',
+    event: opts.event ?? 'task.state_changed',
     task: opts.task,
     ttype: opts.type.name,
     type: { schema_name: opts.type.schemaName, name: opts.type.name, semver: opts.type.semver, version: opts.type.version },

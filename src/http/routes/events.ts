@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { Problem } from '../../contract/index.js';
 import type { Config } from '../../config.js';
 import type { TaskEventHub } from '../../core/events/task-events.js';
 import { authenticateSession } from '../../core/people/index.js';
@@ -21,7 +23,17 @@ export function eventRoutes(hub: TaskEventHub, database: Database, config: Confi
       for (const res of open) res.end();
     });
 
-    app.get('/api/v1/events', { config: { auth: 'member' } }, (req, reply) => {
+    const schema = {
+      response: {
+        200: {
+          description: 'The event stream; it lasts until the client closes it or the session ends.',
+          content: { 'text/event-stream': { schema: z.string().describe('`event:` and `data:` lines (JSON data), and `:` comment lines') } },
+        },
+        401: Problem,
+      },
+    };
+
+    app.get('/api/v1/events', { config: { auth: 'member' }, schema }, (req, reply) => {
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

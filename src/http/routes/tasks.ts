@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
+  CancelTaskBody,
   CountTasksQuery,
   CountTasksResponse,
   CreateTaskBody,
@@ -15,6 +16,8 @@ import {
   TaskDeliveriesResponse,
   TaskType,
   TaskResponse,
+  UpdateTaskBody,
+  WaitQuery,
 } from '../../contract/index.js';
 import type { Database } from '../../db/index.js';
 import * as tasks from '../../core/tasks/index.js';
@@ -22,6 +25,7 @@ import { apiKeyOf, principalOf } from '../auth.js';
 import { listAllTypes } from '../../core/schemas/index.js';
 import { scopeOf } from '../../core/tasks/index.js';
 import { listTaskDeliveries, type Webhooks } from '../../core/webhooks/index.js';
+import type { TaskEventHub } from '../../core/events/task-events.js';
 
 const IdempotencyHeaders = z.object({
   'idempotency-key': z
@@ -34,8 +38,12 @@ const IdempotencyHeaders = z.object({
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 422: Problem, 501: Problem };
 
-export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPluginAsyncZod {
+export function taskRoutes(database: Database, webhooks: Webhooks, events: TaskEventHub): FastifyPluginAsyncZod {
   return async (app) => {
+    // Long polls end (answering the task as it is) when the server stops, instead of holding it up.
+    const stopping = new AbortController();
+    app.addHook('preClose', async () => stopping.abort());
+
     app.post(
       '/api/v1/tasks/',
       {
@@ -87,8 +95,30 @@ export function taskRoutes(database: Database, webhooks: Webhooks): FastifyPlugi
 
     app.get(
       '/api/v1/tasks/:id',
-      { config: { auth: 'member-or-api-key' }, schema: { params: TaskIdParams, response: { 200: GetTaskResponse, ...errors } } },
-      async (req) => tasks.getTask(database, principalOf(req), req.params.id),
+      { config: { auth: 'member-or-api-key' }, schema: { params: TaskIdParams, querystring: WaitQuery, response: { 200: GetTaskResponse, ...errors } } },
+      async (req) => {
+        const { wait, wait_for } = req.query;
+        if (!wait) return tasks.getTask(database, principalOf(req), req.params.id);
+        const gone = new AbortController();
+        req.raw.once('close', () => gone.abort());
+        return tasks.waitForTask(database, events, principalOf(req), req.params.id, {
+          seconds: wait,
+          until: wait_for,
+          signal: AbortSignal.any([gone.signal, stopping.signal]),
+        });
+      },
+    );
+
+    app.patch(
+      '/api/v1/tasks/:id',
+      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, body: UpdateTaskBody, response: { 200: TaskResponse, ...errors } } },
+      async (req) => ({ task: (await tasks.updateTaskMeta(database, principalOf(req), req.params.id, req.body.meta)).task }),
+    );
+
+    app.post(
+      '/api/v1/tasks/:id/cancel',
+      { config: { auth: 'api-key' }, schema: { params: TaskIdParams, body: CancelTaskBody, response: { 200: TaskResponse, 409: Problem, ...errors } } },
+      async (req) => ({ task: (await tasks.cancelTask(database, principalOf(req), req.params.id, req.body.reason, webhooks)).task }),
     );
 
     app.get(

@@ -28,13 +28,26 @@ export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; connect-src 'self'; " +
   "manifest-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-interface StaticFile {
+export interface StaticFile {
   body: Buffer;
   gzip?: Buffer;
   type: string;
   etag: string;
   /** Hashed file names never change: cache them for a year. Everything else is revalidated. */
   immutable: boolean;
+}
+
+/** A file served from memory, gzipped ahead when that pays; its type follows its extension. */
+export function staticFile(urlPath: string, body: Buffer): StaticFile {
+  const type = TYPES[path.extname(urlPath)] ?? 'application/octet-stream';
+  const compressible = /^(text\/|application\/(json|manifest)|image\/svg)/.test(type) && body.length > 1024;
+  return {
+    body,
+    gzip: compressible ? gzipSync(body, { level: 9 }) : undefined,
+    type,
+    etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+    immutable: urlPath.startsWith('/assets/'),
+  };
 }
 
 function loadFolder(root: string): Map<string, StaticFile> {
@@ -46,25 +59,16 @@ function loadFolder(root: string): Map<string, StaticFile> {
         walk(full);
         continue;
       }
-      const body = readFileSync(full);
-      const ext = path.extname(name);
-      const type = TYPES[ext] ?? 'application/octet-stream';
-      const compressible = /^(text\/|application\/(json|manifest)|image\/svg)/.test(type) && body.length > 1024;
       const urlPath = '/' + path.relative(root, full).split(path.sep).join('/');
-      files.set(urlPath, {
-        body,
-        gzip: compressible ? gzipSync(body, { level: 9 }) : undefined,
-        type,
-        etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-        immutable: urlPath.startsWith('/assets/'),
-      });
+      files.set(urlPath, staticFile(urlPath, readFileSync(full)));
     }
   };
   walk(root);
   return files;
 }
 
-function send(req: FastifyRequest, reply: FastifyReply, file: StaticFile) {
+/** Sends a file with its caching headers; HTML pages get the Content-Security-Policy. */
+export function sendStaticFile(req: FastifyRequest, reply: FastifyReply, file: StaticFile) {
   reply.header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
   reply.header('etag', file.etag);
   reply.header('x-content-type-options', 'nosniff');
@@ -83,6 +87,9 @@ function send(req: FastifyRequest, reply: FastifyReply, file: StaticFile) {
   return reply.send(file.body);
 }
 
+/** Public, and not part of the API: left out of the OpenAPI document. */
+const STATIC = { config: { auth: 'public' }, schema: { hide: true } } as const;
+
 /** Shown when the server runs from a checkout where the web inbox was not built. */
 const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>task-inbox</title>
 <p>The web inbox has not been built. Run <code>npm run build</code> and restart the server.</p></html>`;
@@ -97,16 +104,16 @@ export function webAppRoutes(folder = webDistFolder): FastifyPluginAsync {
     const files = existsSync(path.join(folder, 'index.html')) ? loadFolder(folder) : new Map<string, StaticFile>();
     const index = files.get('/index.html');
     const page = (req: FastifyRequest, reply: FastifyReply) =>
-      index ? send(req, reply, index) : reply.code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
+      index ? sendStaticFile(req, reply, index) : reply.code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
 
-    for (const url of ['/', '/taskui', '/taskui/*', '/setup']) app.get(url, { config: { auth: 'public' } }, page);
-    app.get('/assets/*', { config: { auth: 'public' } }, async (req, reply) => {
+    for (const url of ['/', '/taskui', '/taskui/*', '/setup']) app.get(url, STATIC, page);
+    app.get('/assets/*', STATIC, async (req, reply) => {
       const file = files.get(req.url.split('?')[0]!);
-      return file ? send(req, reply, file) : reply.callNotFound();
+      return file ? sendStaticFile(req, reply, file) : reply.callNotFound();
     });
     for (const [url, file] of files) {
       if (url === '/index.html' || url.startsWith('/assets/')) continue;
-      app.get(url, { config: { auth: 'public' } }, async (req, reply) => send(req, reply, file));
+      app.get(url, STATIC, async (req, reply) => sendStaticFile(req, reply, file));
     }
   };
 }

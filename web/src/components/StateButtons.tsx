@@ -15,7 +15,7 @@ export function stateChoices(type: TaskType): StateChoice[] {
   ];
 }
 
-export function StateButtons({ type, current, pending, onSet }: { type: TaskType; current: string | null; pending?: string | null; onSet: (state: string | null) => void }) {
+export function StateButtons({ type, current, pending, disabled = false, onSet }: { type: TaskType; current: string | null; pending?: string | null; disabled?: boolean; onSet: (state: string | null) => void }) {
   return (
     <div className="state-buttons" role="group" aria-label="Set the state">
       {stateChoices(type).map((c, n) => (
@@ -25,7 +25,7 @@ export function StateButtons({ type, current, pending, onSet }: { type: TaskType
           className={c.resolved ? 'resolved-state' : undefined}
           aria-pressed={c.state === current}
           aria-keyshortcuts={n < 9 ? String(n + 1) : undefined}
-          disabled={pending !== undefined}
+          disabled={disabled || pending !== undefined}
           onClick={() => c.state !== current && onSet(c.state)}
         >
           {/* The name comes from the visible label (no aria-label, which would hide it from voice control). */}

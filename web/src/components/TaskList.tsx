@@ -54,7 +54,7 @@ export function TaskList(p: Props) {
                   <RelativeTime iso={t.created} />
                 </div>
                 <div className="row">
-                  <StateBadge state={t.state} resolved={t.resolved} />
+                  <StateBadge state={t.state} resolved={t.resolved} cancelled={t.cancelled !== null} />
                   {line && <span className="summary">{line}</span>}
                 </div>
               </Link>

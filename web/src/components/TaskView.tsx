@@ -30,7 +30,7 @@ export function TaskView({ id, backHref }: { id: string; backHref: string }) {
     const onKey = (e: KeyboardEvent) => {
       if (!plainKey(e) || isTyping(e) || e.defaultPrevented || !/^[1-9]$/.test(e.key) || document.querySelector('dialog[open]')) return;
       const { data, setState } = current.current;
-      if (!data || setState.isPending) return;
+      if (!data || setState.isPending || data.task.cancelled) return;
       const choice = stateChoices(data.type)[Number(e.key) - 1];
       if (!choice) return;
       e.preventDefault();
@@ -75,14 +75,19 @@ export function TaskView({ id, backHref }: { id: string; backHref: string }) {
             <span>
               created <RelativeTime iso={t.created} />
             </span>
-            <StateBadge state={t.state} resolved={t.resolved} />
+            <StateBadge state={t.state} resolved={t.resolved} cancelled={t.cancelled !== null} />
           </div>
         </div>
       </header>
 
       <section aria-labelledby="state-title" className="stack">
         <h2 id="state-title">State</h2>
-        <StateButtons type={type} current={t.state} pending={setState.isPending ? setState.variables : undefined} onSet={(s) => setState.mutate(s)} />
+        {t.cancelled && (
+          <div className="alert info" role="status">
+            The application cancelled this task <RelativeTime iso={t.cancelled.at} />: {t.cancelled.reason}
+          </div>
+        )}
+        <StateButtons type={type} current={t.state} disabled={t.cancelled !== null} pending={setState.isPending ? setState.variables : undefined} onSet={(s) => setState.mutate(s)} />
         {setState.error ? <ErrorMessage error={setState.error} title="The state was not changed." /> : null}
       </section>
 

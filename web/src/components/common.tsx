@@ -75,7 +75,8 @@ export function RelativeTime({ iso }: { iso: string }) {
   );
 }
 
-export function StateBadge({ state, resolved }: { state: string | null; resolved: boolean }) {
+export function StateBadge({ state, resolved, cancelled = false }: { state: string | null; resolved: boolean; cancelled?: boolean }) {
+  if (cancelled) return <span className="badge cancelled">cancelled</span>;
   return (
     <span className={`badge ${resolved ? 'resolved' : state ? 'pending' : ''}`}>
       {state ?? 'new'}
