@@ -571,6 +571,27 @@ describe('cancel webhooks', () => {
     expect(ds[1].last_error).toContain('not written');
     expect(ds[0].history_id).toBe((await e.history(t.id))[1].id);
   });
+
+  test('a metadata update while a sync webhook for a state change is in flight is no conflict: the change is written, the metadata kept', async () => {
+    const e = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const r = await receiver(async () => {
+      await held;
+      return { status: 200 };
+    });
+    await installSchema(e.database, hookSchema('hooks:sync', { url: r.url, mode: 'sync' }));
+    const t = await e.newTask('hooks:sync', 'open');
+    const change = e.setState(t.id, 'done');
+    await r.waitFor(1, 5000);
+    expect((await e.patchMeta(t.id, { note: 'added meanwhile' })).statusCode).toBe(200);
+    release();
+    const res = await change;
+    expect(res.statusCode, res.body).toBe(200);
+    expect(await e.getTask(t.id)).toMatchObject({ state: 'done', resolved: true, meta: { note: 'added meanwhile' } });
+    // The state entry's id was taken when its webhook went out (the payload names it), before the update's.
+    expect((await e.history(t.id)).map((x) => x.event)).toEqual(['created', 'state', 'meta']);
+  });
 });
 
 // =============================================================================================

@@ -121,3 +121,12 @@ export async function updateTask(db: Executor, id: string, values: Partial<Pick<
   const rows = await db.update(tasks).set({ ...values, updated: sql`now()` }).where(eq(tasks.id, id)).returning();
   return rows[0]!;
 }
+
+/** The id of the task's newest history entry that changed its state (metadata updates do not count). */
+export async function lastStateChangeId(db: Executor, taskId: string): Promise<number> {
+  const rows = await db
+    .select({ id: sql<number>`coalesce(max(${taskHistory.id}), 0)` })
+    .from(taskHistory)
+    .where(and(eq(taskHistory.taskId, taskId), inArray(taskHistory.event, ['created', 'state', 'cancel'])));
+  return Number(rows[0]!.id);
+}

@@ -157,7 +157,7 @@ export async function setTaskState(
       refuseCancelled(row);
       const target = webhooks ? hookTargetOf(type) : null;
       // A sync webhook goes out after this transaction has let go of the row (see below).
-      if (target?.mode === 'sync') return { sync: { seen, target } };
+      if (target?.mode === 'sync') return { sync: { seen, target, lastChange: await repo.lastStateChangeId(tx, id) } };
       const check = checkState(type, state);
       if (!check.ok) throw new StateNotInType(state!, type.name, statesOf(type));
       if (row.state === state) return { task: taskRowToTask(row), changed: false };
@@ -171,7 +171,7 @@ export async function setTaskState(
       }
       return { task, changed: true, enqueued: target !== null };
     });
-    if ('sync' in result && result.sync) return setStateWithSyncHook(database, principal, result.sync.seen, state, result.sync.target, webhooks!);
+    if ('sync' in result && result.sync) return setStateWithSyncHook(database, principal, result.sync, state, webhooks!);
     if ('enqueued' in result && result.enqueued) webhooks!.wake();
     return { task: result.task, changed: result.changed };
   };
@@ -181,9 +181,8 @@ export async function setTaskState(
 async function setStateWithSyncHook(
   database: Database,
   principal: Principal,
-  seen: Awaited<ReturnType<typeof visibleTask>>,
+  { seen, target, lastChange }: { seen: Awaited<ReturnType<typeof visibleTask>>; target: HookTarget; lastChange: number },
   state: string | null,
-  target: HookTarget,
   webhooks: Webhooks,
 ): Promise<{ task: Task; changed: boolean }> {
   const { row, type } = seen;
@@ -200,7 +199,8 @@ async function setStateWithSyncHook(
   try {
     return await database.db.transaction(async (tx) => {
       const locked = await repo.lockTaskById(tx, row.id);
-      if (!locked || locked.state !== row.state || locked.updated.getTime() !== row.updated.getTime() || locked.cancelledAt) {
+      // Changed meanwhile (by another instance, or cancelled)? A metadata update is no conflict.
+      if (!locked || locked.state !== row.state || locked.cancelledAt || (await repo.lastStateChangeId(tx, row.id)) !== lastChange) {
         throw new AppError('task-changed', 'The task was changed by someone else while its webhook was being sent. Reload it and try again.');
       }
       const updated = await repo.updateTaskState(tx, row.id, state, check.resolved, now);
