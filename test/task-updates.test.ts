@@ -170,6 +170,25 @@ async function receiver(respond?: Parameters<typeof startReceiver>[0]) {
   return r;
 }
 
+/**
+ * A task of a sync schema whose state change to `done` is in flight: its receiver holds the
+ * webhook until `release()`, then accepts it.
+ */
+async function stateChangeInFlight() {
+  const e = await setup();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const r = await receiver(async () => {
+    await held;
+    return { status: 200 };
+  });
+  await installSchema(e.database, hookSchema('hooks:sync', { url: r.url, mode: 'sync' }));
+  const t = await e.newTask('hooks:sync', 'open');
+  const change = e.setState(t.id, 'done');
+  await r.waitFor(1, 5000);
+  return { e, t, change, release };
+}
+
 /** Polls until `fn` holds. */
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 10_000) {
   const deadline = Date.now() + ms;
@@ -543,17 +562,7 @@ describe('cancel webhooks', () => {
   });
 
   test('a cancel while a sync webhook for a state change is in flight: the state change is refused (409) and the task stays cancelled', async () => {
-    const e = await setup();
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const r = await receiver(async () => {
-      await held;
-      return { status: 200 };
-    });
-    await installSchema(e.database, hookSchema('hooks:sync', { url: r.url, mode: 'sync' }));
-    const t = await e.newTask('hooks:sync', 'open');
-    const change = e.setState(t.id, 'done');
-    await r.waitFor(1, 5000);
+    const { e, t, change, release } = await stateChangeInFlight();
     const cancel = await e.cancel(t.id, { reason: 'raced' });
     expect(cancel.statusCode, cancel.body).toBe(200);
     release();
@@ -573,17 +582,7 @@ describe('cancel webhooks', () => {
   });
 
   test('a metadata update while a sync webhook for a state change is in flight is no conflict: the change is written, the metadata kept', async () => {
-    const e = await setup();
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const r = await receiver(async () => {
-      await held;
-      return { status: 200 };
-    });
-    await installSchema(e.database, hookSchema('hooks:sync', { url: r.url, mode: 'sync' }));
-    const t = await e.newTask('hooks:sync', 'open');
-    const change = e.setState(t.id, 'done');
-    await r.waitFor(1, 5000);
+    const { e, t, change, release } = await stateChangeInFlight();
     expect((await e.patchMeta(t.id, { note: 'added meanwhile' })).statusCode).toBe(200);
     release();
     const res = await change;

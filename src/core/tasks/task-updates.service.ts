@@ -70,7 +70,7 @@ export async function cancelTask(database: Database, principal: Principal, id: s
     const target = webhooks ? hookTargetOf(type) : null;
     if (target) {
       const payload = buildPayload({ task, type, previous: { state: row.state, resolved: row.resolved }, historyId: history.id, editor: editorOf(principal), event: 'task.cancelled' });
-      await webhooks!.enqueue(tx, { ...target, mode: 'async' }, payload, id);
+      await webhooks!.enqueue(tx, target, payload, id); // the outbox, whatever the schema's hook_mode
     }
     return { task, changed: true, enqueued: target !== null };
   });
