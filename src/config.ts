@@ -35,6 +35,16 @@ export interface Config {
   readonly sessionLifetimeMs: number;
   /** The URL people open, e.g. https://inbox.example.org; its origin is the only one allowed to send cookies' unsafe requests. */
   readonly publicUrl: string | undefined;
+  /** A folder with `private_key.pem` and `claims.json` (the earlier version's VAPID files); absent: a key pair is generated and kept in the database. */
+  readonly vapidPath: string | undefined;
+  /** The VAPID `sub` claim (a mailto: or https: URL) when not given by claims.json. */
+  readonly vapidSubject: string | undefined;
+  /** `smtp://…` or `smtps://…`: where email notifications are handed over; absent: no email channel. */
+  readonly smtpUrl: string | undefined;
+  /** The sender address of email notifications. */
+  readonly smtpFrom: string;
+  /** How long a one-tap action link in a notification stays valid, in ms. */
+  readonly actionLinkTtlMs: number;
 }
 
 /** Every configuration variable, with its default and meaning: the README's table is written from this. */
@@ -55,7 +65,12 @@ export const configVariables = [
   ['SESSION_IDLE_TIMEOUT', '14d', 'A sign-in ends after this long without use.'],
   ['SESSION_LIFETIME', '90d', 'A sign-in ends this long after it began, however active.'],
   ['PUBLIC_URL', '(unset)', 'The address people open (e.g. `https://inbox.example.org`): used in the first-run setup link and as the only origin allowed to make cookie-authenticated changes. Unset: the request\'s own host.'],
-  ['WORKER', 'on', '`off` to run no delivery worker inside `serve` (run `task-inbox worker` separately).'],
+  ['VAPID_PATH', '(unset)', 'A folder holding `private_key.pem` and `claims.json` (with `sub`), as the earlier version used, for web push. Unset: a key pair is generated at first start and kept in the database (the private key encrypted with SECRET_KEY).'],
+  ['VAPID_SUBJECT', '(PUBLIC_URL)', 'The contact push services see for web push (`mailto:ops@example.org` or an https URL) when `claims.json` gives none. Unset: PUBLIC_URL, else `mailto:task-inbox@localhost`.'],
+  ['SMTP_URL', '(unset)', '`smtp://user:pass@host:587` or `smtps://…:465`: enables email notifications. Unset: people cannot choose email.'],
+  ['SMTP_FROM', 'task-inbox <task-inbox@localhost>', 'The sender of email notifications, e.g. `Inbox <inbox@example.org>`.'],
+  ['ACTION_LINK_TTL', '7d', 'How long a one-tap action link in an email, ntfy or chat message stays valid (each works once).'],
+  ['WORKER', 'on', '`off` to run no webhook or notification worker inside `serve` (run `task-inbox worker` separately).'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -167,6 +182,28 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
   const worker = (env.WORKER || 'on').toLowerCase();
   if (!['on', 'off', 'true', 'false', '1', '0'].includes(worker)) problems.push(`WORKER=${JSON.stringify(env.WORKER)} must be on or off.`);
 
+  const vapidPath = env.VAPID_PATH ? path.resolve(env.VAPID_PATH) : undefined;
+  if (vapidPath !== undefined && !existsSync(path.join(vapidPath, 'private_key.pem'))) {
+    problems.push(`VAPID_PATH=${JSON.stringify(env.VAPID_PATH)} must be a folder holding private_key.pem (and claims.json); ${path.join(vapidPath, 'private_key.pem')} does not exist.`);
+  }
+  const vapidSubject = env.VAPID_SUBJECT || undefined;
+  if (vapidSubject !== undefined && !/^(mailto:\S+@\S+|https:\/\/\S+)$/.test(vapidSubject)) {
+    problems.push(`VAPID_SUBJECT=${JSON.stringify(vapidSubject)} must be a mailto: address or an https: URL.`);
+  }
+  const smtpUrl = env.SMTP_URL || undefined;
+  if (smtpUrl !== undefined) {
+    let ok = false;
+    try {
+      ok = ['smtp:', 'smtps:'].includes(new URL(smtpUrl).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push('SMTP_URL must look like smtp://user:password@mail.example.org:587 or smtps://…:465.');
+  }
+  const smtpFrom = env.SMTP_FROM || 'task-inbox <task-inbox@localhost>';
+  if (!/^[^<>@\s]+@[^<>@\s]+$|<[^<>@\s]+@[^<>@\s]+>\s*$/.test(smtpFrom)) problems.push(`SMTP_FROM=${JSON.stringify(smtpFrom)} must be an address such as inbox@example.org or "Inbox <inbox@example.org>".`);
+  const actionLinkTtlMs = durationVar('ACTION_LINK_TTL', env.ACTION_LINK_TTL, '7d', problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     host: env.HOST || '127.0.0.1',
@@ -186,5 +223,10 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     sessionIdleMs,
     sessionLifetimeMs,
     publicUrl,
+    vapidPath,
+    vapidSubject,
+    smtpUrl,
+    smtpFrom,
+    actionLinkTtlMs,
   });
 }

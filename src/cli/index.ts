@@ -10,6 +10,7 @@ import { registerServeCommands } from './serve.js';
 import { registerTaskCommands } from './tasks.commands.js';
 import { registerWebhookCommands } from './webhooks.commands.js';
 import { registerPeopleCommands } from './people.commands.js';
+import { registerNotifyCommands } from './notify.commands.js';
 
 export type { CliIo } from './context.js';
 
@@ -27,6 +28,7 @@ export function createProgram(io: CliIo): Command {
   registerKeyCommands(program, io);
   registerWebhookCommands(program, io);
   registerPeopleCommands(program, io);
+  registerNotifyCommands(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

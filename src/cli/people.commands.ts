@@ -9,7 +9,7 @@ import { createPrompter } from './prompt.js';
 type Prompter = ReturnType<typeof createPrompter>;
 
 /** One reader for the whole of standard input: flags and prompts take their lines from it in turn. */
-async function withPrompter<T>(io: CliIo, fn: (p: Prompter | undefined) => Promise<T>): Promise<T> {
+export async function withPrompter<T>(io: CliIo, fn: (p: Prompter | undefined) => Promise<T>): Promise<T> {
   if (!io.stdin) return fn(undefined);
   const p = createPrompter(io.stdin, (s) => io.err(s));
   try {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { deleteExpiredIdempotencyKeys, IDEMPOTENCY_TTL_HOURS } from '../core/tasks/index.js';
 import { migrate, openDatabase } from '../db/index.js';
-import { buildApp } from '../http/app.js';
+import { baseUrlOf, buildApp } from '../http/app.js';
 import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
@@ -10,6 +10,7 @@ import { createSetupToken } from '../core/people/index.js';
 import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
 import { startDeliveryWorker, type DeliveryWorker } from '../worker/delivery-worker.js';
 import type { Config } from '../config.js';
+import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
 
 /** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
@@ -27,15 +28,36 @@ function untilStopSignal(io: CliIo): Promise<string> {
   });
 }
 
-async function startWorker(config: Config, database: Database, webhooks: Webhooks, log: { error: (...a: never[]) => void; warn?: unknown }): Promise<DeliveryWorker> {
+async function startWorker(
+  config: Config,
+  database: Database,
+  webhooks: Webhooks,
+  notifications: Notifications,
+  log: { error: (...a: never[]) => void; warn?: unknown },
+): Promise<DeliveryWorker> {
   // Only one process can open the embedded database, so leases held there belong to a process that is gone.
-  if (database.kind === 'pglite') await releaseAllLeases(database.db);
+  if (database.kind === 'pglite') {
+    await releaseAllLeases(database.db);
+    await releaseAllNotificationLeases(database.db);
+  }
   if (config.webhookLeaseMs < 20_000) {
     (log as unknown as { warn?: (m: string) => void }).warn?.(
       `WEBHOOK_LEASE is ${config.webhookLeaseMs} ms, shorter than a delivery may take (15 s): with several workers, slow deliveries will be sent twice.`,
     );
   }
-  return startDeliveryWorker(webhooks, { log: log as never });
+  const deliveries = startDeliveryWorker(webhooks, { log: log as never });
+  const messages = startDeliveryWorker(notifications, { log: log as never, name: 'notification worker' });
+  return { stop: async () => void (await Promise.all([deliveries.stop(), messages.stop()])) };
+}
+
+/** Hourly upkeep: forgotten idempotency keys and expired one-tap links. */
+function startCleanup(database: Database, log: { warn: (o: object, m: string) => void }) {
+  const timer = setInterval(() => {
+    deleteExpiredIdempotencyKeys(database.db, IDEMPOTENCY_TTL_HOURS).catch((err) => log.warn({ err }, 'idempotency cleanup failed'));
+    deleteExpiredActionLinks(database.db, new Date(Date.now() - 86_400_000)).catch((err) => log.warn({ err }, 'action link cleanup failed'));
+  }, 3600_000);
+  timer.unref();
+  return timer;
 }
 
 export function registerServeCommands(program: Command, io: CliIo) {
@@ -47,17 +69,23 @@ export function registerServeCommands(program: Command, io: CliIo) {
     .action(async (opts: { port?: string; host?: string }) => {
       const config = configOf(io);
       const database = await openDatabase(config, 'server');
-      let app;
+      let app: Awaited<ReturnType<typeof buildApp>> | undefined;
       let worker: DeliveryWorker | undefined;
+      let notifications: Notifications | undefined;
       try {
         await migrate(database);
-        const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
-        app = await buildApp({ config, database, webhooks });
+        const secrets = loadSecretBox(config);
+        const webhooks = new Webhooks({ database, config, secrets });
+        notifications = new Notifications({ database, config, secrets, baseUrl: () => (app ? baseUrlOf(app, config) : (config.publicUrl ?? `http://${config.host}:${config.port}`)) });
+        // Generated and stored at the first start, so that every instance serves the same key.
+        await notifications.vapidKeys();
+        app = await buildApp({ config, database, webhooks, notifications });
         await app.listen({ port: opts.port ? Number(opts.port) : config.port, host: opts.host ?? config.host });
-        if (config.runWorker) worker = await startWorker(config, database, webhooks, app.log);
+        if (config.runWorker) worker = await startWorker(config, database, webhooks, notifications, app.log);
       } catch (err) {
         await worker?.stop();
         await app?.close();
+        notifications?.close();
         await database.close();
         throw err;
       }
@@ -71,34 +99,35 @@ export function registerServeCommands(program: Command, io: CliIo) {
         );
       }
 
-      const cleanup = setInterval(() => {
-        deleteExpiredIdempotencyKeys(database.db, IDEMPOTENCY_TTL_HOURS).catch((err) => app.log.warn({ err }, 'idempotency cleanup failed'));
-      }, 3600_000);
-      cleanup.unref();
+      const cleanup = startCleanup(database, app.log);
 
       await untilStopSignal(io);
       clearInterval(cleanup);
       await app.close();
       await worker?.stop();
+      notifications.close();
       await database.close();
     });
 
   program
     .command('worker')
-    .description('run only the webhook delivery worker (e.g. beside servers started with WORKER=off)')
+    .description('run only the webhook and notification workers (e.g. beside servers started with WORKER=off)')
     .action(async () => {
       const config = configOf(io);
       const database = await openDatabase(config, 'server');
       try {
         await migrate(database);
-        const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
-        const worker = await startWorker(config, database, webhooks, {
+        const secrets = loadSecretBox(config);
+        const webhooks = new Webhooks({ database, config, secrets });
+        const notifications = new Notifications({ database, config, secrets, baseUrl: () => config.publicUrl ?? `http://${config.host}:${config.port}` });
+        const worker = await startWorker(config, database, webhooks, notifications, {
           error: (...args: unknown[]) => io.err(`${JSON.stringify(args)}\n`),
           warn: (m: string) => io.err(`warning: ${m}\n`),
         });
         io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
         await untilStopSignal(io);
         await worker.stop();
+        notifications.close();
       } finally {
         await database.close();
       }

@@ -5,3 +5,4 @@ export * from './tasks.js';
 export * from './webhooks.js';
 export * from './people.js';
 export * from './admin.js';
+export * from './notifications.js';

@@ -13,8 +13,8 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { created } from './columns.js';
 
-const created = () => timestamp('created', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 
 /** A named schema; its content lives in versions. */
 export const taskSchemas = pgTable('task_schemas', {
@@ -245,6 +245,8 @@ export const users = pgTable(
     active: boolean('active').notNull().default(true),
     /** argon2id. */
     passwordHash: text('password_hash').notNull(),
+    /** Which schemas and types notify this person: null for all of them. */
+    notifyTopics: jsonb('notify_topics').$type<{ schema: string; type: string | null }[] | null>(),
     created: created(),
     updated: timestamp('updated', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
@@ -308,3 +310,5 @@ export const auditEvents = pgTable(
   },
   (t) => [index('audit_events_created_idx').on(t.created), index('audit_events_action_idx').on(t.action, t.id)],
 );
+
+export * from './notification-tables.js';

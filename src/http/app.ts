@@ -18,12 +18,17 @@ import { apiReferenceRoutes } from './routes/api-reference.js';
 import { TaskEventHub } from '../core/events/task-events.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
+import { Notifications } from '../core/notify/index.js';
+import { notificationRoutes } from './routes/notifications.js';
+import { actionLinkRoutes } from './routes/action-links.js';
 
 export interface AppDeps {
   config: Config;
   database: Database;
   /** Webhook sending (created from config and database when absent). */
   webhooks?: Webhooks;
+  /** Notification sending (created from config and database when absent). */
+  notifications?: Notifications;
   /** Live task events (started on the database when absent). */
   events?: TaskEventHub;
   /** How often event streams send a heartbeat and re-check their session (default 25 s). */
@@ -75,16 +80,35 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const secrets = loadSecretBox(deps.config);
   const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets });
+  const notifications = deps.notifications ?? new Notifications({ database: deps.database, config: deps.config, secrets, baseUrl: () => baseUrlOf(app, deps.config) });
+  if (!deps.notifications) app.addHook('onClose', async () => notifications.close());
   await app.register(healthRoutes);
   const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
   if (!deps.events) app.addHook('onClose', async () => events.close());
+  // A new task (made by any instance) may be due for notifications: this process's worker looks at once.
+  const stopWaking = events.subscribe((e) => {
+    if (e.kind === 'created') notifications.wake();
+  });
+  app.addHook('onClose', async () => stopWaking());
   await app.register(taskRoutes(deps.database, webhooks, events));
   await app.register(deliveryRoutes(deps.database, webhooks));
   await app.register(authRoutes(deps.database, deps.config));
   await app.register(userRoutes(deps.database));
   await app.register(adminRoutes(deps.database, deps.config, secrets));
+  await app.register(notificationRoutes(deps.database, deps.config, secrets, notifications));
+  await app.register(actionLinkRoutes(deps.database, deps.config, notifications, webhooks));
   await app.register(eventRoutes(events, deps.database, deps.config, deps.eventHeartbeatMs));
   await app.register(apiReferenceRoutes);
   await app.register(webAppRoutes(deps.webFolder));
   return app;
+}
+
+/** The address people reach the inbox at: PUBLIC_URL, else where this server listens. */
+export function baseUrlOf(app: FastifyInstance, config: Config): string {
+  if (config.publicUrl) return config.publicUrl;
+  try {
+    return app.listeningOrigin;
+  } catch {
+    return `http://${config.host}:${config.port}`;
+  }
 }

@@ -114,6 +114,13 @@ export function principalOf(req: FastifyRequest): ApiKeyPrincipal | PersonPrinci
   return req.principal;
 }
 
+/** The signed-in person of a `member` route (an API key never reaches one). */
+export function personOf(req: FastifyRequest): PersonPrincipal {
+  const p = principalOf(req);
+  if (p.kind !== 'person') throw new AppError('forbidden', 'Only a signed-in person can do this.');
+  return p;
+}
+
 /** The API key principal of an `api-key` route. */
 export function apiKeyOf(req: FastifyRequest): ApiKeyPrincipal {
   const p = principalOf(req);

@@ -1,5 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Webhooks } from '../core/webhooks/index.js';
+
+/** A durable outbox a worker drains: webhook deliveries, notifications. */
+export interface Outbox<T> {
+  /** Claims up to `limit` due items under a lease. */
+  claimDue(limit: number): Promise<T[]>;
+  /** Sends one claimed item and records the outcome; throws only when recording failed. */
+  deliver(item: T): Promise<void>;
+  /** Called when new work may be due in this process. */
+  onWake(fn: () => void): () => void;
+}
 
 export interface DeliveryWorker {
   /** Stops claiming, waits for deliveries in flight, then resolves. */
@@ -7,16 +16,17 @@ export interface DeliveryWorker {
 }
 
 /**
- * Sends due webhook deliveries until stopped. Up to `concurrency` deliveries are in flight at
+ * Sends the due items of an outbox (webhook deliveries, notifications) until stopped. Up to `concurrency` deliveries are in flight at
  * once; a free slot is filled as soon as one finishes, so a slow receiver holds up only its own
  * deliveries. Between claims it sleeps until the next poll, or until a new delivery in this
  * process or a finished one wakes it. Any number of workers, in any number of processes, can run
  * on one database.
  */
-export function startDeliveryWorker(
-  webhooks: Webhooks,
-  opts: { pollMs?: number; concurrency?: number; log?: Pick<FastifyBaseLogger, 'error'> } = {},
+export function startDeliveryWorker<T>(
+  outbox: Outbox<T>,
+  opts: { pollMs?: number; concurrency?: number; log?: Pick<FastifyBaseLogger, 'error'>; name?: string } = {},
 ): DeliveryWorker {
+  const name = opts.name ?? 'webhook delivery worker';
   const pollMs = opts.pollMs ?? 1000;
   const concurrency = opts.concurrency ?? 32;
   const inFlight = new Set<Promise<void>>();
@@ -27,7 +37,7 @@ export function startDeliveryWorker(
     woken = true;
     wake?.();
   };
-  const unsubscribe = webhooks.onWake(poke);
+  const unsubscribe = outbox.onWake(poke);
 
   const loop = (async () => {
     while (running) {
@@ -36,12 +46,12 @@ export function startDeliveryWorker(
       let claimed = 0;
       if (room > 0) {
         try {
-          const rows = await webhooks.claimDue(room);
+          const rows = await outbox.claimDue(room);
           claimed = rows.length;
           for (const row of rows) {
-            const p: Promise<void> = webhooks
+            const p: Promise<void> = outbox
               .deliver(row)
-              .catch((err: unknown) => opts.log?.error({ err }, 'webhook delivery worker: recording a delivery failed; it is retried after its lease'))
+              .catch((err: unknown) => opts.log?.error({ err }, `${name}: recording an outcome failed; it is retried after its lease`))
               .finally(() => {
                 inFlight.delete(p);
                 poke();
@@ -49,7 +59,7 @@ export function startDeliveryWorker(
             inFlight.add(p);
           }
         } catch (err) {
-          opts.log?.error({ err }, 'webhook delivery worker: claiming failed; retrying');
+          opts.log?.error({ err }, `${name}: claiming failed; retrying`);
         }
       }
       if (!running) break;

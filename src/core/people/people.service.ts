@@ -44,7 +44,7 @@ export async function listUsers(database: Database): Promise<PublicUser[]> {
   return (await repo.listUsers(database.db)).map(userRowToPublic);
 }
 
-async function findUser(database: Database, ref: string) {
+export async function findUser(database: Database, ref: string) {
   const row = /^[0-9a-f-]{36}$/.test(ref) ? await repo.findUserById(database.db, ref) : await repo.findUserByUsername(database.db, ref);
   if (!row) throw new AppError('not-found', `No person with id or username '${ref}'.`);
   return row;

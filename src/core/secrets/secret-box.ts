@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config.js';
@@ -7,13 +7,24 @@ import type { Config } from '../../config.js';
 export interface SecretBox {
   encrypt(plain: string): string;
   decrypt(sealed: string): string;
+  /** An HMAC-SHA256 of `data` under a key of its own for `purpose` (base64url, 22 characters: 128 bits). */
+  sign(purpose: string, data: string): string;
 }
 
 const VERSION = 'v1';
 
 export function createSecretBox(secretKey: string): SecretBox {
   const key = Buffer.from(hkdfSync('sha256', secretKey, 'task-inbox', 'secrets-at-rest v1', 32));
+  const macKeys = new Map<string, Buffer>();
+  const macKey = (purpose: string) => {
+    let k = macKeys.get(purpose);
+    if (!k) macKeys.set(purpose, (k = Buffer.from(hkdfSync('sha256', secretKey, 'task-inbox', `mac ${purpose} v1`, 32))));
+    return k;
+  };
   return {
+    sign(purpose, data) {
+      return createHmac('sha256', macKey(purpose)).update(data).digest().subarray(0, 16).toString('base64url');
+    },
     encrypt(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);

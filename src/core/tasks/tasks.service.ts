@@ -5,6 +5,7 @@ import { AppError, SchemaNotFound, StateNotInType, TaskNotFound, TaskTypeNotFoun
 import { checkState, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
 import { buildPayload, hookTargetOf, type HookTarget, type Webhooks } from '../webhooks/index.js';
 import { publishTaskEvent } from '../events/task-events.js';
+import { insertNotificationEvent } from '../notify/notify.repo.js';
 import * as idempotency from './idempotency.repo.js';
 import * as repo from './tasks.repo.js';
 import { historyRowToEntry, scopeOf, stableStringify, taskRowToTask, type Principal } from './tasks.js';
@@ -42,6 +43,8 @@ export async function createTask(database: Database, principal: Principal, body:
       event: 'created',
     });
     await publishTaskEvent(t, { kind: 'created', id: row.id, schema: body.schema_name, state, resolved: check.resolved });
+    // People hear about it through the notification outbox, written with the task.
+    if (!check.resolved) await insertNotificationEvent(t, row.id);
     return { task: taskRowToTask(row), ttype: type!.name };
   };
   return tx ? write(tx) : database.db.transaction(write);

@@ -27,7 +27,7 @@ function parseRetryAfter(value: string | string[] | undefined): number | null {
  * POSTs a webhook. 2xx is success; anything else, including 3xx (redirects are not followed),
  * is a failure. Never throws.
  */
-export async function postWebhook(opts: { url: string; body: string; headers: Record<string, string>; timeoutMs: number; maxBody: number }): Promise<SendResult> {
+export async function postWebhook(opts: { url: string; body: string | Buffer; headers: Record<string, string>; timeoutMs: number; maxBody: number }): Promise<SendResult> {
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {

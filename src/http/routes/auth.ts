@@ -5,20 +5,13 @@ import type { Database } from '../../db/index.js';
 import * as people from '../../core/people/index.js';
 import { countUsers, findUserById } from '../../core/people/people.repo.js';
 import { userRowToPublic } from '../../core/people/people.js';
-import { actorOf, clearSessionCookie, principalOf, refuseCrossSite, setSessionCookie } from '../auth.js';
+import { actorOf, clearSessionCookie, personOf, principalOf, refuseCrossSite, setSessionCookie } from '../auth.js';
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.js';
 import type { PersonPrincipal } from '../../core/people/people.js';
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
-
-/** The signed-in person of a `member` route (an API key never reaches one). */
-function personOf(req: FastifyRequest): PersonPrincipal {
-  const p = principalOf(req);
-  if (p.kind !== 'person') throw new AppError('forbidden', 'Only a signed-in person can do this.');
-  return p;
-}
 
 /** Sign-in, sign-out, the signed-in person, and the first-run setup. */
 export function authRoutes(database: Database, config: Config): FastifyPluginAsyncZod {

@@ -1,0 +1,231 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Config } from '../../config.js';
+import type { PushMessage } from '../../contract/index.js';
+import type { Database, Executor } from '../../db/index.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import { retryDelay } from '../webhooks/webhooks.js';
+import { digestDue, notifyFields, pushMessageFor, topicMatches, type TaskSummary } from './notify.js';
+import * as repo from './notify.repo.js';
+import { Senders, type ChannelConfig, type PushTarget, type SendOutcome } from './senders.js';
+import { loadVapidKeys, type VapidKeys } from './vapid.js';
+
+export interface NotificationDeps {
+  database: Database;
+  config: Config;
+  secrets: SecretBox;
+  /** The inbox's address as people reach it, for links in messages (PUBLIC_URL, or where the server listens). */
+  baseUrl: () => string;
+}
+
+/** Messages of one claim that go out together: one message, or every task of one digest. */
+export type NotificationBatch = repo.NotificationRow[];
+
+const EVENTS_PER_FAN_OUT = 200;
+const LINK_PURPOSE = 'action-link';
+
+export const hashLinkToken = (random: string) => createHash('sha256').update(random).digest('hex');
+
+/**
+ * The notification outbox. A new task writes one event row in its own transaction; a worker fans
+ * it out into one message per device and channel of each person it concerns, and sends them with
+ * retries — the same lease-and-skip-locked claiming as webhook deliveries.
+ */
+export class Notifications {
+  readonly senders: Senders;
+  private vapid: Promise<VapidKeys> | undefined;
+  private readonly events = new EventEmitter();
+
+  constructor(private readonly deps: NotificationDeps) {
+    this.senders = new Senders(deps.config);
+    this.events.setMaxListeners(0);
+  }
+
+  wake() {
+    this.events.emit('wake');
+  }
+
+  onWake(fn: () => void): () => void {
+    this.events.on('wake', fn);
+    return () => this.events.off('wake', fn);
+  }
+
+  /** The VAPID keys, generated and stored on first use unless VAPID_PATH gives them. */
+  vapidKeys(): Promise<VapidKeys> {
+    this.vapid ??= loadVapidKeys(this.deps.database.db, this.deps.config, this.deps.secrets).catch((err: unknown) => {
+      this.vapid = undefined;
+      throw err;
+    });
+    return this.vapid;
+  }
+
+  /** Signs a one-tap link's random part: the link is `<random>.<signature>`. */
+  signLink(random: string): string {
+    return `${random}.${this.deps.secrets.sign(LINK_PURPOSE, random)}`;
+  }
+
+  /** The stored hash of a link's token, or null when its signature is wrong (a tampered or made-up link). */
+  verifyLink(token: string): string | null {
+    const [random, signature, extra] = token.split('.');
+    if (!random || !signature || extra !== undefined) return null;
+    const expected = Buffer.from(this.deps.secrets.sign(LINK_PURPOSE, random));
+    const given = Buffer.from(signature);
+    return given.length === expected.length && timingSafeEqual(given, expected) ? hashLinkToken(random) : null;
+  }
+
+  /** Claims due messages, after turning new-task events into messages. */
+  async claimDue(limit: number): Promise<NotificationBatch[]> {
+    await this.fanOut();
+    const rows = await repo.claimDueNotifications(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
+    return groupIntoBatches(rows);
+  }
+
+  /** Turns waiting new-task events into messages; returns how many messages were written. */
+  async fanOut(): Promise<number> {
+    const written = await this.deps.database.db.transaction(async (tx) => {
+      const events = await repo.claimEvents(tx, EVENTS_PER_FAN_OUT);
+      if (events.length === 0) return 0;
+      const found = await repo.findTasksWithTypes(tx, [...new Set(events.map((e) => e.taskId))]);
+      const people = await repo.listRecipients(tx);
+      const ids = people.map((p) => p.id);
+      const subscriptions = await repo.listAllPushSubscriptions(tx, ids);
+      const channels = (await repo.listAllChannels(tx, ids)).filter((c) => c.kind !== 'email' || this.deps.config.smtpUrl);
+      const digestDueOf = new Map<string, Date>();
+      const now = new Date();
+      const values: Parameters<typeof repo.insertNotifications>[1] = [];
+      for (const task of found) {
+        if (task.resolved) continue;
+        for (const person of people) {
+          if (!topicMatches(person.topics, task.schema, task.type)) continue;
+          for (const s of subscriptions.filter((s) => s.userId === person.id)) {
+            values.push({ userId: person.id, kind: 'push', subscriptionId: s.id, taskId: task.id, target: s.host, status: 'pending' });
+          }
+          for (const c of channels.filter((c) => c.userId === person.id)) {
+            let due = now;
+            if (c.digestMinutes !== null) {
+              if (!digestDueOf.has(c.id)) digestDueOf.set(c.id, (await repo.gatheringDigestDue(tx, c.id)) ?? digestDue(now, c.digestMinutes));
+              due = digestDueOf.get(c.id)!;
+            }
+            values.push({ userId: person.id, kind: c.kind, channelId: c.id, taskId: task.id, target: c.label, status: 'pending', nextAttemptAt: due, digest: c.digestMinutes !== null });
+          }
+        }
+      }
+      await repo.insertNotifications(tx, values);
+      await repo.deleteEvents(tx, events.map((e) => e.id));
+      return values.length;
+    });
+    return written;
+  }
+
+  /** Sends one batch and records the outcome. Never throws for a channel's failure. */
+  async deliver(batch: NotificationBatch): Promise<void> {
+    const db = this.deps.database.db;
+    const first = batch[0]!;
+    const ids = batch.map((r) => r.id);
+    const lease = first.leaseUntil;
+    const attempts = Math.max(...batch.map((r) => r.attempts)) + 1;
+
+    let outcome: SendOutcome;
+    if (first.kind === 'push') {
+      const sub = first.subscriptionId ? await repo.findPushSubscription(db, first.subscriptionId) : undefined;
+      if (!sub) return repo.updateNotifications(db, ids, { status: 'gone', leaseUntil: null, lastError: 'the push subscription was removed' }, lease);
+      let message: PushMessage;
+      if (first.message !== null) {
+        message = { title: 'task-inbox', body: first.message, tag: 'message', renotify: true, url: '/taskui' };
+      } else {
+        const [task] = await this.summaries(db, [first.taskId], null);
+        if (!task) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the task was resolved or removed before it was sent' }, lease);
+        message = pushMessageFor(task);
+      }
+      outcome = await this.senders.push(this.pushTarget(sub), await this.vapidKeys(), message);
+      if (outcome.gone) {
+        // The browser unsubscribed or the subscription expired: it will never work again.
+        await repo.deletePushSubscription(db, sub.id);
+        return repo.updateNotifications(db, ids, { status: 'gone', leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error }, lease);
+      }
+    } else {
+      const channel = first.channelId ? await repo.findChannel(db, first.channelId) : undefined;
+      if (!channel) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the channel was removed' }, lease);
+      const tasks = await this.summaries(db, batch.map((r) => r.taskId), first.userId);
+      if (tasks.length === 0) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the tasks were resolved or removed before they were sent' }, lease);
+      outcome = await this.senders.channel(this.channelConfig(channel), { tasks });
+      await repo.updateChannel(db, channel.id, outcome.ok ? { lastSentAt: new Date(), lastError: null } : { lastError: outcome.error });
+    }
+    const common = { leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error };
+    if (outcome.ok) return repo.updateNotifications(db, ids, { ...common, status: 'sent', sentAt: new Date() }, lease);
+    const delay = retryDelay(this.deps.config.webhookRetrySchedule, attempts, outcome.retryAfterMs);
+    if (delay === null) return repo.updateNotifications(db, ids, { ...common, status: 'dead' }, lease);
+    return repo.updateNotifications(db, ids, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease);
+  }
+
+  /**
+   * What the messages say about the tasks still open. With `linksFor`, each task gets a one-tap
+   * link per state for that person, stored (hashed) before the message can go out.
+   */
+  private async summaries(db: Executor, taskIds: (string | null)[], linksFor: string | null): Promise<TaskSummary[]> {
+    const ids = [...new Set(taskIds.filter((t): t is string => t !== null))];
+    const rows = (await repo.findTasksWithTypes(db, ids)).filter((t) => !t.resolved);
+    const base = this.deps.baseUrl().replace(/\/+$/, '');
+    const links: Parameters<typeof repo.insertActionLinks>[1] = [];
+    const expiresAt = new Date(Date.now() + this.deps.config.actionLinkTtlMs);
+    const summaries = rows.map((t) => {
+      const actions = linksFor
+        ? [...t.pendingStates, ...t.resolvedStates]
+            .filter((state) => state !== t.state)
+            .map((state) => {
+              const random = randomBytes(24).toString('base64url');
+              links.push({ tokenHash: hashLinkToken(random), taskId: t.id, userId: linksFor, state, expiresAt });
+              return { state, url: `${base}/act/${this.signLink(random)}` };
+            })
+        : [];
+      return { id: t.id, schema: t.schema, type: t.type, fields: notifyFields(t.meta), url: `${base}/taskui/${t.id}`, actions };
+    });
+    await repo.insertActionLinks(db, links);
+    return summaries;
+  }
+
+  pushTarget(row: repo.PushSubscriptionRow): PushTarget {
+    return JSON.parse(this.deps.secrets.decrypt(row.subscriptionEnc)) as PushTarget;
+  }
+
+  channelConfig(row: repo.ChannelRow): ChannelConfig {
+    return JSON.parse(this.deps.secrets.decrypt(row.configEnc)) as ChannelConfig;
+  }
+
+  /**
+   * Pushes a message to every device of a person now (the `webpush` command, the "send a test"
+   * button). The messages are logged like any other; one that fails is retried by the worker.
+   */
+  async pushToPerson(userId: string, message: string): Promise<{ sent: number; removed: number; failed: number }> {
+    const db = this.deps.database.db;
+    const subs = await repo.listPushSubscriptionsOfUser(db, userId);
+    const rows = await repo.insertNotifications(
+      db,
+      subs.map((s) => ({ userId, kind: 'push' as const, subscriptionId: s.id, target: s.host, message, status: 'pending' as const })),
+    );
+    const claimed = await repo.claimNotificationsById(db, rows.map((r) => r.id), this.deps.config.webhookLeaseMs);
+    await Promise.all(claimed.map((row) => this.deliver([row])));
+    const after = await repo.findNotificationsById(db, rows.map((r) => r.id));
+    return {
+      sent: after.filter((r) => r.status === 'sent').length,
+      removed: after.filter((r) => r.status === 'gone').length,
+      failed: after.filter((r) => r.status === 'pending' || r.status === 'dead').length,
+    };
+  }
+
+  close() {
+    this.senders.close();
+  }
+}
+
+/** Digest messages of one channel go together; every other message alone. */
+function groupIntoBatches(rows: repo.NotificationRow[]): NotificationBatch[] {
+  const batches = new Map<string, NotificationBatch>();
+  for (const row of rows) {
+    const key = row.digest && row.channelId ? `c:${row.channelId}` : `n:${row.id}`;
+    const batch = batches.get(key);
+    if (batch) batch.push(row);
+    else batches.set(key, [row]);
+  }
+  return [...batches.values()];
+}
