@@ -21,7 +21,7 @@ const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
 
 type Json = any;
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 interface Req {
   method: Method;
   url: string;
@@ -90,6 +90,17 @@ const REQUIRED: Record<string, number[]> = {
   listDisabledEndpoints: [200],
   enableEndpoint: [200],
   getHealth: [200],
+  // Notifications
+  registerPush: [200, 400],
+  unregisterPush: [200],
+  testPush: [200],
+  getNotificationSettings: [200, 401],
+  setNotificationTopics: [200],
+  createNotificationChannel: [200, 400],
+  updateNotificationChannel: [200],
+  deleteNotificationChannel: [200, 404],
+  testNotificationChannel: [200],
+  listNotifications: [200],
 };
 
 let t: TestApp;
@@ -454,6 +465,30 @@ describe('every answer of the main flows matches the OpenAPI document', () => {
     expect(keys.json().webhook_keys.find((k: Json) => k.id === ids.webhookKey).expires).toEqual(expect.any(String)); // rotated out
     await expectCall({ method: 'DELETE', url: `/api/v1/webhook-keys/${ids.webhookKey}` }, 200);
     await expectCall({ method: 'POST', url: '/api/v1/webhook-keys', payload: { schema_name: 'acme:none' } }, 404);
+  });
+
+  test('notifications: push registration, topics, channels (create, test, change, delete), the log', async () => {
+    const sub = { endpoint: 'https://push.example.org/device-1', keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } };
+    await expectCall({ method: 'POST', url: '/push/register', payload: { sub } }, 200);
+    await expectCall({ method: 'POST', url: '/push/register', payload: { sub: { endpoint: 'not a url' } } }, 400);
+    await expectCall({ method: 'GET', url: '/api/v1/me/notifications', key: null, cookie: '' }, 401);
+    const settings = await expectCall({ method: 'GET', url: '/api/v1/me/notifications' }, 200);
+    expect(settings.json().push.devices).toBe(1);
+    await expectCall({ method: 'POST', url: '/push/unregister', payload: { endpoint: sub.endpoint } }, 200);
+    await expectCall({ method: 'POST', url: '/api/v1/me/push/test' }, 200);
+    await expectCall({ method: 'PUT', url: '/api/v1/me/notifications/topics', payload: { topics: [{ schema: 'acme:moderation', type: null }] } }, 200);
+    await expectCall({ method: 'PUT', url: '/api/v1/me/notifications/topics', payload: { topics: null } }, 200);
+    await expectCall({ method: 'POST', url: '/api/v1/me/channels', payload: { kind: 'email', address: 'ada@example.org' } }, 400); // no SMTP_URL
+    // A receiver of its own: the flows' receiver gets only webhooks (checked below).
+    const chat = await startReceiver();
+    const channel = (await expectCall({ method: 'POST', url: '/api/v1/me/channels', payload: { kind: 'webhook', url: `${chat.url}/notify` } }, 200)).json().channel;
+    expect((await expectCall({ method: 'POST', url: `/api/v1/me/channels/${channel.id}/test` }, 200)).json().ok).toBe(true);
+    await chat.close();
+    await expectCall({ method: 'PATCH', url: `/api/v1/me/channels/${channel.id}`, payload: { digest_minutes: 60 } }, 200);
+    await expectCall({ method: 'GET', url: '/api/v1/me/notifications' }, 200); // with a channel
+    await expectCall({ method: 'DELETE', url: `/api/v1/me/channels/${channel.id}` }, 200);
+    await expectCall({ method: 'DELETE', url: `/api/v1/me/channels/${channel.id}` }, 404);
+    await expectCall({ method: 'GET', url: '/api/v1/admin/notifications?status=pending&limit=5' }, 200);
   });
 
   test('delivery log: list (pages, filters), one delivery, redeliver, redeliver since; a paused endpoint, listed and enabled', async () => {

@@ -76,6 +76,107 @@ self.addEventListener('fetch', (event) => {
 });
 
 // ---- Push notifications -------------------------------------------------------------------
-// Reserved for the later push issue: 'push' (show a notification), 'notificationclick'
-// (focus or open /taskui/...) and 'pushsubscriptionchange' listeners go here. /push/ and
-// /.vapid-pk are already left to the network by the fetch handler above.
+// The server sends a PushMessage (src/contract/notifications.ts) as JSON: title, body, tag,
+// renotify and url (a path on the inbox). /push/ and /.vapid-pk are left to the network by the
+// fetch handler above.
+
+const ICON = '/icons/icon-192.png';
+
+/** The inbox page a notification opens: a path on this origin, or the inbox itself. */
+function inboxUrl(url) {
+  try {
+    const target = new URL(typeof url === 'string' && url ? url : SHELL, self.location.origin);
+    return target.origin === self.location.origin ? target.href : new URL(SHELL, self.location.origin).href;
+  } catch {
+    return new URL(SHELL, self.location.origin).href;
+  }
+}
+
+/** What to show for a push: the server's message, or the plain text of anything else. */
+function readPush(data) {
+  if (!data) return { title: 'task-inbox', body: 'Something new in the inbox.' };
+  let text = '';
+  try {
+    text = data.text();
+    const msg = JSON.parse(text);
+    if (msg && typeof msg === 'object') return msg;
+  } catch {
+    /* not JSON: show the text as it is */
+  }
+  return { title: 'task-inbox', body: text };
+}
+
+self.addEventListener('push', (event) => {
+  const msg = readPush(event.data);
+  const title = typeof msg.title === 'string' && msg.title ? msg.title : 'task-inbox';
+  const tag = typeof msg.tag === 'string' ? msg.tag : '';
+  const options = {
+    body: typeof msg.body === 'string' ? msg.body : '',
+    icon: ICON,
+    data: { url: inboxUrl(msg.url) },
+  };
+  // Messages of one type share a tag (they replace each other); renotify alerts again, and
+  // browsers refuse it without a tag.
+  if (tag) {
+    options.tag = tag;
+    options.renotify = msg.renotify === true;
+  }
+  event.waitUntil(self.registration.showNotification(title, options));
+});
+
+// A click: focus an open inbox window and show the task there, or open a new window.
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const url = inboxUrl(event.notification.data && event.notification.data.url);
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((windows) => {
+      const mine = windows.filter((w) => new URL(w.url).origin === self.location.origin);
+      const inbox = mine.find((w) => PAGE.test(new URL(w.url).pathname)) || mine[0];
+      if (!inbox) return self.clients.openWindow(url);
+      return inbox
+        .focus()
+        .then((w) => (w || inbox).navigate(url))
+        .catch(() => self.clients.openWindow(url));
+    }),
+  );
+});
+
+/** The bytes of a base64url string (the VAPID key). */
+function base64UrlBytes(text) {
+  const b64 = text.trim().replace(/-/g, '+').replace(/_/g, '/');
+  const binary = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+function postJson(path, body) {
+  return fetch(path, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+// The push service replaced or expired the subscription: subscribe again with the server's key
+// and register the new one (the session cookie says whose it is); forget the old endpoint.
+self.addEventListener('pushsubscriptionchange', (event) => {
+  const old = event.oldSubscription;
+  event.waitUntil(
+    Promise.resolve(event.newSubscription || null)
+      .then((fresh) =>
+        fresh ||
+        fetch('/.vapid-pk', { credentials: 'same-origin' })
+          .then((res) => {
+            if (!res.ok) throw new Error('GET /.vapid-pk answered ' + res.status);
+            return res.text();
+          })
+          .then((key) => self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlBytes(key) })),
+      )
+      .then((sub) =>
+        postJson('/push/register', { sub: sub.toJSON() }).then(() =>
+          old && old.endpoint && old.endpoint !== sub.endpoint ? postJson('/push/unregister', { endpoint: old.endpoint }) : undefined,
+        ),
+      )
+      .catch((error) => console.warn('task-inbox: could not renew the push subscription', error)),
+  );
+});

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 // A cycle with tables.ts (which re-exports this file); the references are functions, so it resolves.
 import { created } from './columns.js';
 import { sessions, tasks, users } from './tables.js';

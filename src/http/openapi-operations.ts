@@ -94,6 +94,29 @@ export const OPERATIONS: Record<string, OperationText> = {
   'POST /api/v1/api-keys': { operationId: 'createApiKey', summary: 'Create an API key (shown once)' },
   'DELETE /api/v1/api-keys/{id}': { operationId: 'revokeApiKey', summary: 'Revoke an API key' },
 
+  'POST /push/register': {
+    operationId: 'registerPush',
+    summary: 'Register this browser session’s web push subscription',
+    description: 'The body is `{"sub": subscription.toJSON()}`. Registering the same endpoint again moves it to the current session; signing out removes it.',
+  },
+  'POST /push/unregister': { operationId: 'unregisterPush', summary: 'Remove one of one’s web push subscriptions' },
+  'POST /api/v1/me/push/test': { operationId: 'testPush', summary: 'Push a test message to each of one’s devices now' },
+  'GET /api/v1/me/notifications': { operationId: 'getNotificationSettings', summary: 'One’s notification settings: topics, channels, devices' },
+  'PUT /api/v1/me/notifications/topics': {
+    operationId: 'setNotificationTopics',
+    summary: 'Choose which schemas and types notify one',
+    description: '`null` means every schema and type (the default); a list means only those (`type: null` for every type of a schema).',
+  },
+  'POST /api/v1/me/channels': {
+    operationId: 'createNotificationChannel',
+    summary: 'Add a notification channel (email, Slack-compatible webhook, ntfy, JSON webhook)',
+    description: 'Chat webhook URLs and ntfy tokens are stored encrypted and never returned; `label` says where the channel sends.',
+  },
+  'PATCH /api/v1/me/channels/{id}': { operationId: 'updateNotificationChannel', summary: 'Change a channel between immediate and digest' },
+  'DELETE /api/v1/me/channels/{id}': { operationId: 'deleteNotificationChannel', summary: 'Remove a notification channel' },
+  'POST /api/v1/me/channels/{id}/test': { operationId: 'testNotificationChannel', summary: 'Send a test message over a channel now' },
+  'GET /api/v1/admin/notifications': { operationId: 'listNotifications', summary: 'The notification log, newest first' },
+
   'GET /health': { operationId: 'getHealth', summary: 'Health, and how the server sees the request' },
 };
 
@@ -108,6 +131,11 @@ export const TAGS: { name: string; description: string; prefixes: string[] }[] =
     name: 'webhooks',
     description: 'The webhook delivery log and redelivery, webhook keys, and endpoints disabled by 410 Gone.',
     prefixes: ['/api/v1/deliveries', '/api/v1/webhook-keys', '/api/v1/endpoints'],
+  },
+  {
+    name: 'notifications',
+    description: 'Web push registration, each person’s notification topics and channels, and the notification log.',
+    prefixes: ['/push', '/api/v1/me/push', '/api/v1/me/notifications', '/api/v1/me/channels', '/api/v1/admin/notifications'],
   },
   {
     name: 'people',

@@ -18,6 +18,7 @@ const SECTIONS = [
   { label: 'API keys', path: 'api-keys', title: 'API keys' },
   { label: 'Webhook keys', path: 'webhook-keys', title: 'Webhook keys' },
   { label: 'Deliveries', path: 'deliveries', title: 'Deliveries' },
+  { label: 'Notifications', path: 'notifications', title: 'Notifications' },
   { label: 'Audit', path: 'audit', title: 'Audit log' },
 ] as const;
 

@@ -25,6 +25,15 @@ export type ApiKeyInfo = z.infer<typeof C.ApiKeyInfo>;
 export type WebhookKeyInfo = z.infer<typeof C.WebhookKeyInfo>;
 export type AuditEvent = z.infer<typeof C.AuditEvent>;
 export type DeliveryStatus = z.infer<typeof C.DeliveryStatus>;
+export type NotificationSettings = z.infer<typeof C.NotificationSettings>;
+export type NotificationChannel = z.infer<typeof C.NotificationChannel>;
+export type ChannelKind = z.infer<typeof C.ChannelKind>;
+export type CreateChannelBody = z.input<typeof C.CreateChannelBody>;
+export type ChannelTestResult = z.infer<typeof C.ChannelTestResult>;
+export type NotifyTopic = z.input<typeof C.NotifyTopic>;
+export type PushSubscriptionJson = z.input<typeof C.PushSubscriptionJson>;
+export type NotificationLogEntry = z.infer<typeof C.NotificationLogEntry>;
+export type NotificationStatus = z.infer<typeof C.NotificationStatus>;
 
 /** An error answer of the API: its problem document (RFC 9457), or a network failure (status 0). */
 export class ApiError extends Error {
@@ -51,13 +60,13 @@ function withQuery(path: string, query?: Query): string {
   return s ? `${path}?${s}` : path;
 }
 
-async function request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+async function request<T>(method: string, path: string, opts: { query?: Query; body?: unknown; signal?: AbortSignal; text?: boolean } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(withQuery(path, opts.query), {
       method,
       credentials: 'same-origin',
-      headers: opts.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      headers: opts.body === undefined ? { accept: opts.text ? 'text/plain' : 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: opts.signal,
     });
@@ -66,7 +75,9 @@ async function request<T>(method: string, path: string, opts: { query?: Query; b
     throw new ApiError(0, { type: 'urn:task-inbox:problem:offline', title: 'No connection', status: 0, detail: 'The server cannot be reached. Check your connection and try again.' });
   }
   const text = await res.text();
-  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (opts.text && res.ok) return text as T;
+  // A text route's error answer may be a problem document or plain words.
+  const data: unknown = text && (!opts.text || text.startsWith('{')) ? JSON.parse(text) : undefined;
   if (!res.ok) {
     const problem = (data ?? {}) as Partial<Problem>;
     throw new ApiError(res.status, {
@@ -110,6 +121,21 @@ export const api = {
   setState: (id: string, state: string | null) =>
     request<{ task: Task }>('PATCH', `/api/v1/tasks/${encodeURIComponent(id)}/state`, { query: { state: state ?? '' } }),
 
+  // Notifications: web push on this device, other channels, and which tasks notify
+  /** The VAPID application server key (base64url), for `pushManager.subscribe`. */
+  vapidKey: () => request<string>('GET', '/.vapid-pk', { text: true }),
+  pushRegister: (sub: PushSubscriptionJson) => request<{ ok: true }>('POST', '/push/register', { body: { sub } }),
+  pushUnregister: (endpoint: string) => request<{ ok: true }>('POST', '/push/unregister', { body: { endpoint } }),
+  pushTest: () => request<{ sent: number; removed: number; failed?: number }>('POST', '/api/v1/me/push/test'),
+  notificationSettings: () => request<NotificationSettings>('GET', '/api/v1/me/notifications'),
+  /** null: every schema and type. */
+  setTopics: (topics: NotifyTopic[] | null) => request<NotificationSettings>('PUT', '/api/v1/me/notifications/topics', { body: { topics } }),
+  createChannel: (body: CreateChannelBody) => request<{ channel: NotificationChannel }>('POST', '/api/v1/me/channels', { body }),
+  updateChannel: (id: string, digest_minutes: number | null) =>
+    request<{ channel: NotificationChannel }>('PATCH', `/api/v1/me/channels/${encodeURIComponent(id)}`, { body: { digest_minutes } }),
+  removeChannel: (id: string) => request<{ ok: true }>('DELETE', `/api/v1/me/channels/${encodeURIComponent(id)}`),
+  testChannel: (id: string) => request<ChannelTestResult>('POST', `/api/v1/me/channels/${encodeURIComponent(id)}/test`),
+
   // Admin
   users: () => request<{ users: User[] }>('GET', '/api/v1/users'),
   createUser: (body: z.input<typeof C.CreateUserBody>) => request<{ user: User }>('POST', '/api/v1/users', { body }),
@@ -131,6 +157,8 @@ export const api = {
     request<{ deliveries: WebhookDelivery[]; next_cursor: string | null }>('GET', '/api/v1/deliveries/', { query: { ...q, limit: 50 } }),
   delivery: (id: number) => request<DeliveryDetail>('GET', `/api/v1/deliveries/${id}`),
   redeliver: (id: number) => request<DeliveryDetail>('POST', `/api/v1/deliveries/${id}/redeliver`),
+  notificationLog: (q: { status?: NotificationStatus; cursor?: string }) =>
+    request<{ notifications: NotificationLogEntry[]; next_cursor: string | null }>('GET', '/api/v1/admin/notifications', { query: { ...q, limit: 50 } }),
   audit: (q: { action?: string; actor?: string; cursor?: string }) =>
     request<{ events: AuditEvent[]; next_cursor: string | null }>('GET', '/api/v1/audit', { query: { ...q, limit: 50 } }),
 };

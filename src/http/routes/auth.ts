@@ -7,9 +7,6 @@ import { countUsers, findUserById } from '../../core/people/people.repo.js';
 import { userRowToPublic } from '../../core/people/people.js';
 import { actorOf, clearSessionCookie, personOf, principalOf, refuseCrossSite, setSessionCookie } from '../auth.js';
 import { z } from 'zod';
-import type { FastifyRequest } from 'fastify';
-import { AppError } from '../../errors.js';
-import type { PersonPrincipal } from '../../core/people/people.js';
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 429: Problem };
 

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { api, type User } from '../api';
 import { DataTable, ErrorMessage, Loading, Page, RelativeTime } from './common';
+import { Notifications } from './notifications/Notifications';
 
 export function Account({ user, onSignOut }: { user: User; onSignOut: () => void }) {
   return (
@@ -19,6 +20,7 @@ export function Account({ user, onSignOut }: { user: User; onSignOut: () => void
           Signed in as <strong>{user.username}</strong> ({user.role}){user.email ? ` · ${user.email}` : ''}
         </p>
       </section>
+      <Notifications />
       <ChangePassword />
       <MySessions />
     </Page>

@@ -3,6 +3,7 @@ import { Link } from '../../router';
 import { ApiKeys } from './ApiKeys';
 import { Audit } from './Audit';
 import { Deliveries } from './Deliveries';
+import { NotificationLog } from './NotificationLog';
 import { People } from './People';
 import { Schemas } from './Schemas';
 import { WebhookKeys } from './WebhookKeys';
@@ -13,6 +14,7 @@ const sections: { path: string; label: string; Screen: ComponentType }[] = [
   { path: 'api-keys', label: 'API keys', Screen: ApiKeys },
   { path: 'webhook-keys', label: 'Webhook keys', Screen: WebhookKeys },
   { path: 'deliveries', label: 'Deliveries', Screen: Deliveries },
+  { path: 'notifications', label: 'Notifications', Screen: NotificationLog },
   { path: 'audit', label: 'Audit', Screen: Audit },
 ];
 
