@@ -1,9 +1,9 @@
-import { EventEmitter } from 'node:events';
 import type { Config } from '../../config.js';
 import type { WebhookPayload } from '../../contract/index.js';
 import type { Database, Executor } from '../../db/index.js';
 import { AppError } from '../../errors.js';
 import { KeyedLock } from '../keyed-lock.js';
+import { WakeSignal } from '../wake-signal.js';
 import { schemasRepo } from '../schemas/index.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import * as deliveries from './deliveries.repo.js';
@@ -29,23 +29,12 @@ export interface WebhookDeps {
 }
 
 /** Sends webhooks: sync ones while the person waits, async ones through the outbox. */
-export class Webhooks {
+export class Webhooks extends WakeSignal {
   /** Serialises changes of one task within this process (a sync webhook is sent outside any transaction). */
   readonly taskLock = new KeyedLock();
-  private readonly events = new EventEmitter();
 
   constructor(private readonly deps: WebhookDeps) {
-    this.events.setMaxListeners(0);
-  }
-
-  /** Tells this process's workers that a delivery may be due. */
-  wake() {
-    this.events.emit('wake');
-  }
-
-  onWake(fn: () => void): () => void {
-    this.events.on('wake', fn);
-    return () => this.events.off('wake', fn);
+    super();
   }
 
   private async secretsFor(db: Executor, target: Pick<HookTarget, 'auth' | 'schemaId'>): Promise<string[] | null> {

@@ -6,6 +6,7 @@ import type { Config } from '../../config.js';
 import type { Database } from '../../db/index.js';
 import { inspectActionLink, stateLabel, useActionLink, type LinkRefusal, type LinkTarget, type Notifications } from '../../core/notify/index.js';
 import type { Webhooks } from '../../core/webhooks/index.js';
+import { AppError } from '../../errors.js';
 import { refuseCrossSite } from '../auth.js';
 
 const STYLE =
@@ -18,7 +19,7 @@ const STYLE =
 /** Nothing but that one style block and a form posting to this page itself; the token is kept out of referrers. */
 const HEADERS = {
   'content-security-policy': `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
-  
+  'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
   'x-robots-tag': 'noindex, nofollow',
   'x-content-type-options': 'nosniff',
@@ -89,7 +90,12 @@ export function actionLinkRoutes(database: Database, config: Config, notificatio
     });
 
     app.post('/act/:token', { config: { auth: 'public' }, schema: { hide: true, params: TokenParams, response: html } }, async (req, reply) => {
-      refuseCrossSite(config, req);
+      try {
+        refuseCrossSite(config, req);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        return page(reply, 403, 'Refused', `<h1>This confirmation came from another site</h1><p>Nothing was changed. Open the link again and confirm on its own page.</p>`);
+      }
       const used = await useActionLink(database, notifications, webhooks, req.params.token);
       if (used.ok) {
         const label = escapeHtml(stateLabel(used.target.state));
