@@ -8,7 +8,8 @@ import { loadSecretBox } from '../core/secrets/secret-box.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { createSetupToken } from '../core/people/index.js';
 import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
-import { startDeliveryWorker, type DeliveryWorker } from '../worker/delivery-worker.js';
+import type { DeliveryWorker } from '../worker/delivery-worker.js';
+import { startWorkers } from '../worker/workers.js';
 import type { Config } from '../config.js';
 import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
@@ -45,9 +46,7 @@ async function startWorker(
       `WEBHOOK_LEASE is ${config.webhookLeaseMs} ms, shorter than a delivery may take (15 s): with several workers, slow deliveries will be sent twice.`,
     );
   }
-  const deliveries = startDeliveryWorker(webhooks, { log: log as never });
-  const messages = startDeliveryWorker(notifications, { log: log as never, name: 'notification worker' });
-  return { stop: async () => void (await Promise.all([deliveries.stop(), messages.stop()])) };
+  return startWorkers(webhooks, notifications, { log: log as never });
 }
 
 /** Hourly upkeep: forgotten idempotency keys and expired one-tap links. */

@@ -85,12 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
   if (!deps.events) app.addHook('onClose', async () => events.close());
-  // A new task (made by any instance) may be due for notifications: this process's worker looks at once.
-  const stopWaking = events.subscribe((e) => {
-    if (e.kind === 'created') notifications.wake();
-  });
-  app.addHook('onClose', async () => stopWaking());
-  await app.register(taskRoutes(deps.database, webhooks, events));
+  await app.register(taskRoutes(deps.database, webhooks, events, () => notifications.wake()));
   await app.register(deliveryRoutes(deps.database, webhooks));
   await app.register(authRoutes(deps.database, deps.config));
   await app.register(userRoutes(deps.database));

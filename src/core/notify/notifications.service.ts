@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Config } from '../../config.js';
 import type { PushMessage } from '../../contract/index.js';
 import type { Database, Executor } from '../../db/index.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { retryDelay } from '../webhooks/webhooks.js';
-import { digestDue, notifyFields, pushMessageFor, topicMatches, type TaskSummary } from './notify.js';
+import { WakeSignal } from '../wake-signal.js';
+import { notifyFields, pushMessageFor, type TaskSummary } from './notify.js';
 import * as repo from './notify.repo.js';
 import { Senders, type ChannelConfig, type PushTarget, type SendOutcome } from './senders.js';
 import { loadVapidKeys, type VapidKeys } from './vapid.js';
@@ -21,8 +21,15 @@ export interface NotificationDeps {
 /** Messages of one claim that go out together: one message, or every task of one digest. */
 export type NotificationBatch = repo.NotificationRow[];
 
-const EVENTS_PER_FAN_OUT = 200;
+/**
+ * New tasks fanned out per statement. Bounded: with many devices a task makes many rows, and a
+ * long statement would hold up task creation (on the embedded database, whose one connection
+ * everything shares, most of all). Claims fan out repeatedly until none are left.
+ */
+const EVENTS_PER_FAN_OUT = 10;
 const LINK_PURPOSE = 'action-link';
+/** How long one claim may spend fanning out before it claims due messages. */
+const FAN_OUT_BUDGET_MS = 1000;
 
 export const hashLinkToken = (random: string) => createHash('sha256').update(random).digest('hex');
 
@@ -31,23 +38,13 @@ export const hashLinkToken = (random: string) => createHash('sha256').update(ran
  * it out into one message per device and channel of each person it concerns, and sends them with
  * retries — the same lease-and-skip-locked claiming as webhook deliveries.
  */
-export class Notifications {
+export class Notifications extends WakeSignal {
   readonly senders: Senders;
   private vapid: Promise<VapidKeys> | undefined;
-  private readonly events = new EventEmitter();
 
   constructor(private readonly deps: NotificationDeps) {
+    super();
     this.senders = new Senders(deps.config);
-    this.events.setMaxListeners(0);
-  }
-
-  wake() {
-    this.events.emit('wake');
-  }
-
-  onWake(fn: () => void): () => void {
-    this.events.on('wake', fn);
-    return () => this.events.off('wake', fn);
   }
 
   /** The VAPID keys, generated and stored on first use unless VAPID_PATH gives them. */
@@ -75,46 +72,16 @@ export class Notifications {
 
   /** Claims due messages, after turning new-task events into messages. */
   async claimDue(limit: number): Promise<NotificationBatch[]> {
-    await this.fanOut();
+    // A backlog of new tasks is worked off a few at a time, with due messages claimed in between.
+    const deadline = Date.now() + FAN_OUT_BUDGET_MS;
+    while ((await this.fanOut()) > 0 && Date.now() < deadline);
     const rows = await repo.claimDueNotifications(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
     return groupIntoBatches(rows);
   }
 
-  /** Turns waiting new-task events into messages; returns how many messages were written. */
-  async fanOut(): Promise<number> {
-    const written = await this.deps.database.db.transaction(async (tx) => {
-      const events = await repo.claimEvents(tx, EVENTS_PER_FAN_OUT);
-      if (events.length === 0) return 0;
-      const found = await repo.findTasksWithTypes(tx, [...new Set(events.map((e) => e.taskId))]);
-      const people = await repo.listRecipients(tx);
-      const ids = people.map((p) => p.id);
-      const subscriptions = await repo.listAllPushSubscriptions(tx, ids);
-      const channels = (await repo.listAllChannels(tx, ids)).filter((c) => c.kind !== 'email' || this.deps.config.smtpUrl);
-      const digestDueOf = new Map<string, Date>();
-      const now = new Date();
-      const values: Parameters<typeof repo.insertNotifications>[1] = [];
-      for (const task of found) {
-        if (task.resolved) continue;
-        for (const person of people) {
-          if (!topicMatches(person.topics, task.schema, task.type)) continue;
-          for (const s of subscriptions.filter((s) => s.userId === person.id)) {
-            values.push({ userId: person.id, kind: 'push', subscriptionId: s.id, taskId: task.id, target: s.host, status: 'pending' });
-          }
-          for (const c of channels.filter((c) => c.userId === person.id)) {
-            let due = now;
-            if (c.digestMinutes !== null) {
-              if (!digestDueOf.has(c.id)) digestDueOf.set(c.id, (await repo.gatheringDigestDue(tx, c.id)) ?? digestDue(now, c.digestMinutes));
-              due = digestDueOf.get(c.id)!;
-            }
-            values.push({ userId: person.id, kind: c.kind, channelId: c.id, taskId: task.id, target: c.label, status: 'pending', nextAttemptAt: due, digest: c.digestMinutes !== null });
-          }
-        }
-      }
-      await repo.insertNotifications(tx, values);
-      await repo.deleteEvents(tx, events.map((e) => e.id));
-      return values.length;
-    });
-    return written;
+  /** Turns some waiting new-task events into messages; returns how many events it took (0: none waited). */
+  fanOut(): Promise<number> {
+    return repo.fanOutEvents(this.deps.database.db, EVENTS_PER_FAN_OUT, Boolean(this.deps.config.smtpUrl));
   }
 
   /** Sends one batch and records the outcome. Never throws for a channel's failure. */

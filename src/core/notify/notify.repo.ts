@@ -89,35 +89,54 @@ export async function setTopics(db: Executor, userId: string, topics: { schema: 
   await db.update(users).set({ notifyTopics: topics }).where(eq(users.id, userId));
 }
 
+/**
+ * Turns up to `limit` new-task events into messages, in one statement: for each unresolved task,
+ * each active person whose topics (null: all) include its schema and type gets one message per
+ * push subscription and per channel (email only when the server can send it). A digest message is
+ * due when the digest already gathering for its channel goes out, else in `digest_minutes`. The
+ * events are taken with SKIP LOCKED, so workers in several processes share them. Returns how many
+ * events were taken.
+ */
+export async function fanOutEvents(db: Executor, limit: number, emailEnabled: boolean): Promise<number> {
+  const result = rowsOf<{ events: string | number }>(
+    await db.execute(sql`
+      WITH ev AS (
+        DELETE FROM notification_events
+        WHERE id IN (SELECT id FROM notification_events ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        RETURNING task_id
+      ), t AS (
+        SELECT k.id, s.name AS schema, y.name AS type
+        FROM ev JOIN tasks k ON k.id = ev.task_id JOIN task_types y ON y.id = k.ttype_id JOIN task_schemas s ON s.id = k.schema_id
+        WHERE NOT k.resolved
+      ), r AS (
+        SELECT t.id AS task_id, u.id AS user_id
+        FROM t JOIN users u ON u.active AND (
+          u.notify_topics IS NULL
+          OR u.notify_topics @> jsonb_build_array(jsonb_build_object('schema', t.schema, 'type', t.type))
+          OR u.notify_topics @> jsonb_build_array(jsonb_build_object('schema', t.schema, 'type', NULL)))
+      ), push AS (
+        INSERT INTO notifications (user_id, kind, subscription_id, task_id, target, status)
+        SELECT r.user_id, 'push', p.id, r.task_id, p.host, 'pending' FROM r JOIN push_subscriptions p ON p.user_id = r.user_id
+        RETURNING 1
+      ), chan AS (
+        INSERT INTO notifications (user_id, kind, channel_id, task_id, target, status, next_attempt_at, digest)
+        SELECT r.user_id, c.kind, c.id, r.task_id, c.label, 'pending',
+          CASE WHEN c.digest_minutes IS NULL THEN now() ELSE coalesce(
+            (SELECT min(n.next_attempt_at) FROM notifications n
+             WHERE n.channel_id = c.id AND n.status = 'pending' AND n.digest AND n.attempts = 0 AND n.next_attempt_at > now()),
+            now() + make_interval(mins => c.digest_minutes)) END,
+          c.digest_minutes IS NOT NULL
+        FROM r JOIN notification_channels c ON c.user_id = r.user_id
+        WHERE c.kind <> 'email' OR ${emailEnabled}
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM push) AS push, (SELECT count(*) FROM chan) AS chan`),
+  );
+  return Number(result[0]?.events ?? 0);
+}
+
 export async function insertNotificationEvent(db: Executor, taskId: string) {
   await db.insert(notificationEvents).values({ taskId });
-}
-
-/** Takes up to `limit` new-task events for this transaction; other workers skip them. */
-export async function claimEvents(db: Executor, limit: number) {
-  return db.select().from(notificationEvents).orderBy(asc(notificationEvents.id)).limit(limit).for('update', { skipLocked: true });
-}
-
-export async function deleteEvents(db: Executor, ids: number[]) {
-  if (ids.length > 0) await db.delete(notificationEvents).where(inArray(notificationEvents.id, ids));
-}
-
-/** Who may be notified: active people with their topics. */
-export async function listRecipients(db: Executor) {
-  return db.select({ id: users.id, topics: users.notifyTopics }).from(users).where(eq(users.active, true));
-}
-
-export async function listAllPushSubscriptions(db: Executor, userIds: string[]) {
-  if (userIds.length === 0) return [];
-  return db
-    .select({ id: pushSubscriptions.id, userId: pushSubscriptions.userId, host: pushSubscriptions.host })
-    .from(pushSubscriptions)
-    .where(inArray(pushSubscriptions.userId, userIds));
-}
-
-export async function listAllChannels(db: Executor, userIds: string[]) {
-  if (userIds.length === 0) return [];
-  return db.select().from(notificationChannels).where(inArray(notificationChannels.userId, userIds));
 }
 
 /** Tasks with their type's name and states and their schema's name. */
@@ -140,20 +159,13 @@ export async function findTasksWithTypes(db: Executor, ids: string[]) {
     .where(inArray(tasks.id, ids));
 }
 
-export async function insertNotifications(db: Executor, values: (typeof notifications.$inferInsert)[]) {
-  if (values.length === 0) return [];
-  return db.insert(notifications).values(values).returning();
-}
+/** Rows per INSERT: a statement has at most 65,535 parameters, and a message row takes about ten. */
+const INSERT_CHUNK = 1000;
 
-/** When the digest now gathering for a channel goes out, if one is. */
-export async function gatheringDigestDue(db: Executor, channelId: string): Promise<Date | undefined> {
-  const rows = await db
-    .select({ due: notifications.nextAttemptAt })
-    .from(notifications)
-    .where(and(eq(notifications.channelId, channelId), eq(notifications.status, 'pending'), eq(notifications.attempts, 0), sql`${notifications.nextAttemptAt} > now()`))
-    .orderBy(asc(notifications.nextAttemptAt))
-    .limit(1);
-  return rows[0]?.due;
+export async function insertNotifications(db: Executor, values: (typeof notifications.$inferInsert)[]) {
+  const rows: NotificationRow[] = [];
+  for (let i = 0; i < values.length; i += INSERT_CHUNK) rows.push(...(await db.insert(notifications).values(values.slice(i, i + INSERT_CHUNK)).returning()));
+  return rows;
 }
 
 const claimable = sql`status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())`;

@@ -1,4 +1,4 @@
-import type { NotifyTopic, PushMessage } from '../../contract/index.js';
+import type { PushMessage } from '../../contract/index.js';
 
 /** A field of a task's metadata marked for notifications (`key__notify`, SPEC §4). */
 export interface NotifyField {
@@ -41,15 +41,6 @@ export function notifyFields(meta: Record<string, unknown> | null): NotifyField[
   }
   return fields;
 }
-
-/** Whether a person's topics (null: everything) include tasks of this schema and type. */
-export function topicMatches(topics: readonly NotifyTopic[] | null, schema: string, type: string): boolean {
-  if (topics === null) return true;
-  return topics.some((t) => t.schema === schema && (t.type === null || t.type === type));
-}
-
-/** When a digest that starts now is sent. */
-export const digestDue = (now: Date, minutes: number) => new Date(now.getTime() + minutes * 60_000);
 
 /** A state as a person reads it on a button. */
 export const stateLabel = (state: string | null) => state ?? '(no state)';

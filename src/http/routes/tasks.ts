@@ -38,7 +38,8 @@ const IdempotencyHeaders = z.object({
 
 const errors = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 422: Problem, 501: Problem };
 
-export function taskRoutes(database: Database, webhooks: Webhooks, events: TaskEventHub): FastifyPluginAsyncZod {
+/** `onTaskCreated` tells this process's notification worker that a new task may be due for notifying. */
+export function taskRoutes(database: Database, webhooks: Webhooks, events: TaskEventHub, onTaskCreated: () => void = () => {}): FastifyPluginAsyncZod {
   return async (app) => {
     // Long polls end (answering the task as it is) when the server stops, instead of holding it up.
     const stopping = new AbortController();
@@ -53,9 +54,14 @@ export function taskRoutes(database: Database, webhooks: Webhooks, events: TaskE
       async (req, reply) => {
         const principal = apiKeyOf(req);
         const key = req.headers['idempotency-key'];
-        if (key === undefined) return tasks.createTask(database, principal, req.body);
+        if (key === undefined) {
+          const created = await tasks.createTask(database, principal, req.body);
+          onTaskCreated();
+          return created;
+        }
         const outcome = await tasks.createTaskIdempotent(database, principal, req.body, key);
         if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+        else onTaskCreated();
         return reply.code(outcome.status).send(outcome.body);
       },
     );

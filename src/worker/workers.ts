@@ -1,0 +1,12 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Notifications } from '../core/notify/index.js';
+import type { Webhooks } from '../core/webhooks/index.js';
+import { startDeliveryWorker, type DeliveryWorker } from './delivery-worker.js';
+
+/** The background work of one process: webhook deliveries and notifications, stopped together. */
+export function startWorkers(webhooks: Webhooks, notifications: Notifications, opts: { log?: Pick<FastifyBaseLogger, 'error'>; pollMs?: number } = {}): DeliveryWorker {
+  const deliveries = startDeliveryWorker(webhooks, { log: opts.log, pollMs: opts.pollMs });
+  // Push services and chat servers are slow to answer rather than busy to talk to: more messages in flight.
+  const messages = startDeliveryWorker(notifications, { log: opts.log, pollMs: opts.pollMs, name: 'notification worker', concurrency: 64 });
+  return { stop: async () => void (await Promise.all([deliveries.stop(), messages.stop()])) };
+}
