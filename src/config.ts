@@ -45,6 +45,11 @@ export interface Config {
   readonly smtpFrom: string;
   /** How long a one-tap action link in a notification stays valid, in ms. */
   readonly actionLinkTtlMs: number;
+  /** With it, `GET /metrics` on the main port needs `Authorization: Bearer <token>`. */
+  readonly metricsToken: string | undefined;
+  /** With it, `/metrics` is served (without a token) only on this separate port. */
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string;
 }
 
 /** Every configuration variable, with its default and meaning: the README's table is written from this. */
@@ -70,6 +75,9 @@ export const configVariables = [
   ['SMTP_URL', '(unset)', '`smtp://user:pass@host:587` or `smtps://…:465`: enables email notifications. Unset: people cannot choose email.'],
   ['SMTP_FROM', 'task-inbox <task-inbox@localhost>', 'The sender of email notifications, e.g. `Inbox <inbox@example.org>`.'],
   ['ACTION_LINK_TTL', '7d', 'How long a one-tap action link in an email, ntfy or chat message stays valid (each works once).'],
+  ['METRICS_TOKEN', '(unset)', 'Serves Prometheus metrics at `GET /metrics` on the main port to requests with `Authorization: Bearer <token>` (at least 16 characters).'],
+  ['METRICS_PORT', '(unset)', 'Serves `/metrics` without a token on this separate port instead (bind it where only Prometheus reaches, see METRICS_HOST). With neither set, `/metrics` answers 404.'],
+  ['METRICS_HOST', '127.0.0.1', 'Address the metrics port listens on (`0.0.0.0` in a container).'],
   ['WORKER', 'on', '`off` to run no webhook or notification worker inside `serve` (run `task-inbox worker` separately).'],
 ] as const;
 
@@ -203,6 +211,9 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
   const smtpFrom = env.SMTP_FROM || 'task-inbox <task-inbox@localhost>';
   if (!/^[^<>@\s]+@[^<>@\s]+$|<[^<>@\s]+@[^<>@\s]+>\s*$/.test(smtpFrom)) problems.push(`SMTP_FROM=${JSON.stringify(smtpFrom)} must be an address such as inbox@example.org or "Inbox <inbox@example.org>".`);
   const actionLinkTtlMs = durationVar('ACTION_LINK_TTL', env.ACTION_LINK_TTL, '7d', problems);
+  const metricsToken = env.METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters (e.g. the output of `openssl rand -hex 16`).');
+  const metricsPort = env.METRICS_PORT ? parseIntIn('METRICS_PORT', env.METRICS_PORT, 0, 0, 65535, problems) : undefined;
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
@@ -228,5 +239,8 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     smtpUrl,
     smtpFrom,
     actionLinkTtlMs,
+    metricsToken,
+    metricsPort,
+    metricsHost: env.METRICS_HOST || '127.0.0.1',
   });
 }

@@ -32,6 +32,7 @@ export const errorCatalogue = {
   internal: { status: 500, title: 'Internal server error' },
   'no-api-keys': { status: 501, title: 'No API key is configured on this server' },
   'webhook-key-missing': { status: 501, title: 'The schema sends webhooks but has no webhook key' },
+  'not-ready': { status: 503, title: 'Not ready: the database is unreachable or not migrated' },
   'webhook-refused': { status: 502, title: 'The application server did not accept the change' },
   unavailable: { status: 503, title: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -542,7 +542,8 @@ const WAITERS = 500;
 const POOL = 10;
 
 test(`(f) ${WAITERS} concurrent waiters each answer within 1 s of their task's resolution, and hold no database connections`, { timeout: 180_000 }, async () => {
-  const e = await setup({ poolSize: POOL });
+  let hub!: TaskEventHub;
+  const e = await setup({ poolSize: POOL, events: async (database) => (hub = await TaskEventHub.start(database)) });
   const pool = e.database.pool;
   if (dbKind === 'postgres') expect(pool).toBeDefined();
 
@@ -599,7 +600,9 @@ test(`(f) ${WAITERS} concurrent waiters each answer within 1 s of their task's r
         ),
       );
       // Let every request arrive and do its first read: the server then only waits.
-      await sleep(dbKind === 'postgres' ? 2500 : 4000);
+      const arriving = Date.now();
+      while (hub.waitedOnTasks < WAITERS && Date.now() - arriving < 60_000) await sleep(50);
+      expect(hub.waitedOnTasks, 'waits registered').toBe(WAITERS);
       expect(answered.size, 'waits answered before anything was resolved').toBe(0);
       const settleMs = Date.now() - started;
 

@@ -25,7 +25,7 @@ const SECURITY: Record<AuthRule, Json[]> = {
 };
 /** Routes that are the API; everything else (the web inbox's files, /docs, /openapi.json) stays out of the document. */
 // The earlier version's web push routes (SPEC §2.7) live outside /api/ but are API all the same.
-const isApi = (url: string) => url.startsWith('/api/') || url.startsWith('/push/') || url === '/health';
+const isApi = (url: string) => url.startsWith('/api/') || url.startsWith('/push/') || ['/health', '/livez', '/readyz'].includes(url);
 
 describe.skipIf(dbKind !== 'pglite')('OpenAPI', () => {
   let t: TestApp;

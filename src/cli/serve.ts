@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { deleteExpiredIdempotencyKeys, IDEMPOTENCY_TTL_HOURS } from '../core/tasks/index.js';
 import { migrate, openDatabase } from '../db/index.js';
 import { baseUrlOf, buildApp } from '../http/app.js';
+import { startMetricsServer } from '../http/metrics-server.js';
 import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
@@ -71,6 +72,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
       let app: Awaited<ReturnType<typeof buildApp>> | undefined;
       let worker: DeliveryWorker | undefined;
       let notifications: Notifications | undefined;
+      let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
       try {
         await migrate(database);
         const secrets = loadSecretBox(config);
@@ -81,8 +83,10 @@ export function registerServeCommands(program: Command, io: CliIo) {
         app = await buildApp({ config, database, webhooks, notifications });
         await app.listen({ port: opts.port ? Number(opts.port) : config.port, host: opts.host ?? config.host });
         if (config.runWorker) worker = await startWorker(config, database, webhooks, notifications, app.log);
+        if (config.metricsPort !== undefined) metricsServer = await startMetricsServer(config.metricsHost, config.metricsPort);
       } catch (err) {
         await worker?.stop();
+        await metricsServer?.close();
         await app?.close();
         notifications?.close();
         await database.close();
@@ -90,6 +94,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
       }
       const where = database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL';
       io.err(`task-inbox is listening on ${app.listeningOrigin} (${where}). Stop it with Ctrl+C.\n`);
+      if (metricsServer) io.err(`Metrics: ${metricsServer.url}\n`);
       const setupToken = await createSetupToken(database);
       if (setupToken) {
         io.err(
@@ -102,6 +107,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
 
       await untilStopSignal(io);
       clearInterval(cleanup);
+      await metricsServer?.close();
       await app.close();
       await worker?.stop();
       notifications.close();

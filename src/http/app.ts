@@ -19,6 +19,7 @@ import { TaskEventHub } from '../core/events/task-events.js';
 import { Webhooks } from '../core/webhooks/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
 import { Notifications } from '../core/notify/index.js';
+import { metrics } from '../core/metrics.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { actionLinkRoutes } from './routes/action-links.js';
 
@@ -73,6 +74,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
   });
 
+  // Latency by route pattern (never the raw URL: ids would make a series each).
+  metrics.watchOutboxes(deps.database);
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe({ method: req.method, route: req.routeOptions.url ?? '(no route)', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
   registerProblemHandlers(app);
   registerAuth(app, { database: deps.database, config: deps.config });
   // Before the routes: the OpenAPI document (GET /openapi.json) is generated from them as they are added.
@@ -82,10 +89,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const webhooks = deps.webhooks ?? new Webhooks({ database: deps.database, config: deps.config, secrets });
   const notifications = deps.notifications ?? new Notifications({ database: deps.database, config: deps.config, secrets, baseUrl: () => baseUrlOf(app, deps.config) });
   if (!deps.notifications) app.addHook('onClose', async () => notifications.close());
-  await app.register(healthRoutes);
+  await app.register(healthRoutes(deps.database, deps.config));
   const events = deps.events ?? (await TaskEventHub.start(deps.database, app.log));
   if (!deps.events) app.addHook('onClose', async () => events.close());
-  await app.register(taskRoutes(deps.database, webhooks, events, () => notifications.wake()));
+  await app.register(
+    taskRoutes(deps.database, webhooks, events, () => {
+      metrics.tasksCreated.inc();
+      notifications.wake();
+    }),
+  );
   await app.register(deliveryRoutes(deps.database, webhooks));
   await app.register(authRoutes(deps.database, deps.config));
   await app.register(userRoutes(deps.database));

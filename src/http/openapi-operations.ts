@@ -117,6 +117,12 @@ export const OPERATIONS: Record<string, OperationText> = {
   'POST /api/v1/me/channels/{id}/test': { operationId: 'testNotificationChannel', summary: 'Send a test message over a channel now' },
   'GET /api/v1/admin/notifications': { operationId: 'listNotifications', summary: 'The notification log, newest first' },
 
+  'GET /livez': { operationId: 'getLiveness', summary: 'Liveness probe: the process answers (never checks the database)' },
+  'GET /readyz': {
+    operationId: 'getReadiness',
+    summary: 'Readiness probe: the database answers and is migrated',
+    description: 'A 503 problem document (`not-ready`, each problem in `errors`) while the database cannot be reached or migrations are pending. Probes have no 4xx answers.',
+  },
   'GET /health': { operationId: 'getHealth', summary: 'Health, and how the server sees the request' },
 };
 
@@ -143,5 +149,5 @@ export const TAGS: { name: string; description: string; prefixes: string[] }[] =
     prefixes: ['/api/v1/auth', '/api/v1/me', '/api/v1/setup', '/api/v1/users', '/api/v1/sessions'],
   },
   { name: 'admin', description: 'Task schemas, API keys and the audit trail.', prefixes: ['/api/v1/schemas', '/api/v1/api-keys', '/api/v1/audit'] },
-  { name: 'health', description: 'Probes for load balancers and proxies.', prefixes: ['/health'] },
+  { name: 'health', description: 'Probes for load balancers and proxies.', prefixes: ['/health', '/livez', '/readyz'] },
 ];

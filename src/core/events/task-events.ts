@@ -134,6 +134,11 @@ export class TaskEventHub {
     return this.emitter.listenerCount('event');
   }
 
+  /** How many tasks someone waits on (long polls) in this process. */
+  get waitedOnTasks(): number {
+    return this.byTask.size;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.emitter.removeAllListeners();

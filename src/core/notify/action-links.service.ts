@@ -4,6 +4,7 @@ import type { PersonPrincipal } from '../people/people.js';
 import { findUserById } from '../people/people.repo.js';
 import { setTaskState } from '../tasks/tasks.service.js';
 import type { Webhooks } from '../webhooks/index.js';
+import { metrics } from '../metrics.js';
 import type { Notifications } from './notifications.service.js';
 import { notifyFields, type NotifyField } from './notify.js';
 import * as repo from './notify.repo.js';
@@ -78,6 +79,7 @@ export async function useActionLink(database: Database, notifications: Notificat
   const person: PersonPrincipal = { kind: 'person', id: user.id, username: user.username, name: user.displayName, role: user.role, sessionId: 'action-link' };
   try {
     const { changed } = await setTaskState(database, person, taken.taskId, taken.state, webhooks);
+    if (changed) metrics.stateChanges.inc({ by: 'link' });
     await repo.spendActionLinks(database.db, taken.taskId, taken.userId);
     return { ok: true, target: seen.target, changed };
   } catch (err) {

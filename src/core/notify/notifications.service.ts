@@ -5,6 +5,7 @@ import type { Database, Executor } from '../../db/index.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { retryDelay } from '../webhooks/webhooks.js';
 import { WakeSignal } from '../wake-signal.js';
+import { metrics } from '../metrics.js';
 import { notifyFields, pushMessageFor, type TaskSummary } from './notify.js';
 import * as repo from './notify.repo.js';
 import { Senders, type ChannelConfig, type PushTarget, type SendOutcome } from './senders.js';
@@ -86,6 +87,11 @@ export class Notifications extends WakeSignal {
 
   /** Sends one batch and records the outcome. Never throws for a channel's failure. */
   async deliver(batch: NotificationBatch): Promise<void> {
+    const outcome = await this.send(batch);
+    metrics.notifications.inc({ kind: batch[0]!.kind, outcome }, batch.length);
+  }
+
+  private async send(batch: NotificationBatch): Promise<'sent' | 'failed' | 'gone' | 'skipped'> {
     const db = this.deps.database.db;
     const first = batch[0]!;
     const ids = batch.map((r) => r.id);
@@ -95,34 +101,39 @@ export class Notifications extends WakeSignal {
     let outcome: SendOutcome;
     if (first.kind === 'push') {
       const sub = first.subscriptionId ? await repo.findPushSubscription(db, first.subscriptionId) : undefined;
-      if (!sub) return repo.updateNotifications(db, ids, { status: 'gone', leaseUntil: null, lastError: 'the push subscription was removed' }, lease);
+      if (!sub) return this.record(ids, { status: 'gone', leaseUntil: null, lastError: 'the push subscription was removed' }, lease, 'gone');
       let message: PushMessage;
       if (first.message !== null) {
         message = { title: 'task-inbox', body: first.message, tag: 'message', renotify: true, url: '/taskui' };
       } else {
         const [task] = await this.summaries(db, [first.taskId], null);
-        if (!task) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the task was resolved or removed before it was sent' }, lease);
+        if (!task) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the task was resolved or removed before it was sent' }, lease, 'skipped');
         message = pushMessageFor(task);
       }
       outcome = await this.senders.push(this.pushTarget(sub), await this.vapidKeys(), message);
       if (outcome.gone) {
         // The browser unsubscribed or the subscription expired: it will never work again.
         await repo.deletePushSubscription(db, sub.id);
-        return repo.updateNotifications(db, ids, { status: 'gone', leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error }, lease);
+        return this.record(ids, { status: 'gone', leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error }, lease, 'gone');
       }
     } else {
       const channel = first.channelId ? await repo.findChannel(db, first.channelId) : undefined;
-      if (!channel) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the channel was removed' }, lease);
+      if (!channel) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the channel was removed' }, lease, 'skipped');
       const tasks = await this.summaries(db, batch.map((r) => r.taskId), first.userId);
-      if (tasks.length === 0) return repo.updateNotifications(db, ids, { status: 'skipped', leaseUntil: null, lastError: 'the tasks were resolved or removed before they were sent' }, lease);
+      if (tasks.length === 0) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the tasks were resolved or removed before they were sent' }, lease, 'skipped');
       outcome = await this.senders.channel(this.channelConfig(channel), { tasks });
       await repo.updateChannel(db, channel.id, outcome.ok ? { lastSentAt: new Date(), lastError: null } : { lastError: outcome.error });
     }
     const common = { leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error };
-    if (outcome.ok) return repo.updateNotifications(db, ids, { ...common, status: 'sent', sentAt: new Date() }, lease);
+    if (outcome.ok) return this.record(ids, { ...common, status: 'sent', sentAt: new Date() }, lease, 'sent');
     const delay = retryDelay(this.deps.config.webhookRetrySchedule, attempts, outcome.retryAfterMs);
-    if (delay === null) return repo.updateNotifications(db, ids, { ...common, status: 'dead' }, lease);
-    return repo.updateNotifications(db, ids, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease);
+    if (delay === null) return this.record(ids, { ...common, status: 'dead' }, lease, 'failed');
+    return this.record(ids, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease, 'failed');
+  }
+
+  private async record(ids: number[], values: Parameters<typeof repo.updateNotifications>[2], lease: Date | null, outcome: 'sent' | 'failed' | 'gone' | 'skipped') {
+    await repo.updateNotifications(this.deps.database.db, ids, values, lease);
+    return outcome;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { Database, Executor } from '../../db/index.js';
 import { AppError } from '../../errors.js';
 import { KeyedLock } from '../keyed-lock.js';
 import { WakeSignal } from '../wake-signal.js';
+import { metrics } from '../metrics.js';
 import { schemasRepo } from '../schemas/index.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import * as deliveries from './deliveries.repo.js';
@@ -61,6 +62,7 @@ export class Webhooks extends WakeSignal {
     const body = JSON.stringify(payload);
     const headers = webhookHeaders(target.auth, secrets, webhookId, Math.floor(Date.now() / 1000), body);
     const result = await postWebhook({ url: target.url, body, headers, timeoutMs: this.deps.config.webhookTimeoutMs, maxBody: LOG_BODY_BYTES });
+    countDelivery('sync', result);
     // Logged before the change is written, so an accepted attempt is on record whatever follows.
     const row = await db.transaction(async (tx) => {
       const inserted = await deliveries.insertDelivery(tx, {
@@ -135,6 +137,7 @@ export class Webhooks extends WakeSignal {
     }
     const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
     const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES });
+    countDelivery('async', result);
     await db.transaction(async (tx) => {
       await deliveries.insertAttempt(tx, attemptOf(row.id, result));
       const attempts = await deliveries.countAttempt(tx, row.id);
@@ -156,6 +159,12 @@ export class Webhooks extends WakeSignal {
 function firstBytes(text: string, n: number): string {
   const bytes = Buffer.from(text, 'utf8');
   return bytes.length <= n ? text : bytes.subarray(0, n).toString('utf8').replace(/\uFFFD$/, '');
+}
+
+function countDelivery(mode: 'sync' | 'async', r: SendResult) {
+  const labels = { mode, outcome: r.ok ? 'delivered' : 'failed' };
+  metrics.webhookDeliveries.inc(labels);
+  metrics.webhookDuration.observe(labels, r.latencyMs / 1000);
 }
 
 function attemptOf(deliveryId: number, r: SendResult) {

@@ -1,3 +1,4 @@
+import { metrics } from '../../core/metrics.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
@@ -141,7 +142,9 @@ export function taskRoutes(database: Database, webhooks: Webhooks, events: TaskE
       },
       async (req) => {
         const state = req.query.state === undefined || req.query.state === '' ? null : req.query.state;
-        const { task } = await tasks.setTaskState(database, principalOf(req), req.params.id, state, webhooks);
+        const principal = principalOf(req);
+        const { task, changed } = await tasks.setTaskState(database, principal, req.params.id, state, webhooks);
+        if (changed) metrics.stateChanges.inc({ by: principal.kind });
         return { task };
       },
     );
