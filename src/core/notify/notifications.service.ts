@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { hashToken } from '../people/people.js';
 import type { Config } from '../../config.js';
 import type { PushMessage } from '../../contract/index.js';
 import type { Database, Executor } from '../../db/index.js';
@@ -32,7 +33,8 @@ const LINK_PURPOSE = 'action-link';
 /** How long one claim may spend fanning out before it claims due messages. */
 const FAN_OUT_BUDGET_MS = 1000;
 
-export const hashLinkToken = (random: string) => createHash('sha256').update(random).digest('hex');
+/** A link's stored form: the SHA-256 of its random part, like session tokens. */
+export const hashLinkToken = hashToken;
 
 /**
  * The notification outbox. A new task writes one event row in its own transaction; a worker fans

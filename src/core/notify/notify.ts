@@ -66,7 +66,8 @@ export function textFor(tasks: readonly TaskSummary[]): string {
     .join('\n\n');
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Text made safe inside HTML elements and attribute values. */
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The HTML part of an email: every value escaped, links only to this server. */
 export function htmlFor(tasks: readonly TaskSummary[]): string {

@@ -1,17 +1,15 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { ChannelTestResult, CreateChannelBody, NotificationChannel, NotificationSettings, NotifyTopic, PushSubscriptionJson } from '../../contract/index.js';
 import type { Database } from '../../db/index.js';
 import { AppError } from '../../errors.js';
-import type { PersonPrincipal } from '../people/people.js';
+import { hashToken, type PersonPrincipal } from '../people/people.js';
 import { findUserById } from '../people/people.repo.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Notifications } from './notifications.service.js';
 import * as repo from './notify.repo.js';
 import type { ChannelConfig } from './senders.js';
 
-const hashEndpoint = (endpoint: string) => createHash('sha256').update(endpoint).digest('hex');
 
 export function channelRowToChannel(row: repo.ChannelRow): NotificationChannel {
   return {
@@ -101,12 +99,12 @@ export async function registerPush(database: Database, secrets: SecretBox, perso
   await repo.upsertPushSubscription(database.db, {
     userId: person.id,
     sessionId: person.sessionId,
-    endpointHash: hashEndpoint(sub.endpoint),
+    endpointHash: hashToken(sub.endpoint),
     subscriptionEnc: secrets.encrypt(JSON.stringify({ endpoint: sub.endpoint, keys: sub.keys })),
     host: new URL(sub.endpoint).host,
   });
 }
 
 export async function unregisterPush(database: Database, userId: string, endpoint: string) {
-  await repo.deletePushSubscriptionOfUser(database.db, userId, hashEndpoint(endpoint));
+  await repo.deletePushSubscriptionOfUser(database.db, userId, hashToken(endpoint));
 }

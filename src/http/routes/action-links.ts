@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/index.js';
-import { inspectActionLink, stateLabel, useActionLink, type LinkRefusal, type LinkTarget, type Notifications } from '../../core/notify/index.js';
+import { escapeHtml, inspectActionLink, stateLabel, useActionLink, type LinkRefusal, type LinkTarget, type Notifications } from '../../core/notify/index.js';
 import type { Webhooks } from '../../core/webhooks/index.js';
 import { AppError } from '../../errors.js';
 import { refuseCrossSite } from '../auth.js';
@@ -24,8 +24,6 @@ const HEADERS = {
   'x-robots-tag': 'noindex, nofollow',
   'x-content-type-options': 'nosniff',
 };
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(reply: FastifyReply, status: number, title: string, body: string) {
   return reply
