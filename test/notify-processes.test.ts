@@ -133,9 +133,9 @@ describe('100 devices behind a slow push service, the notification worker runnin
 
   /*
    * A backlog of new tasks (a burst while the worker is busy, or tasks made while no worker ran)
-   * is fanned out by the worker's next claim: 120 tasks × 100 devices = 12,000 messages.
+   * is fanned out by the worker's next claims: 120 tasks × 100 devices = 12,000 messages.
    */
-  test('a backlog of 120 new tasks for 100 devices is fanned out by the next claim (12,000 messages)', async () => {
+  test('a backlog of 120 new tasks for 100 devices is fanned out by the next claims (12,000 messages)', async () => {
     const service = await startPushService(() => 'hang');
     cleanups.push(() => service.close());
     const { database, notifications } = await serverWith100Devices(service);
@@ -146,11 +146,14 @@ describe('100 devices behind a slow push service, the notification worker runnin
     expect(await count('notification_events')).toBe(120);
     // What the worker does each round; claiming must not fail on the size of the backlog.
     // (The error is cut short: drizzle's would carry the whole 12,000-row statement and its parameters.)
-    const claimed = await notifications.claimDue(0).then(
-      () => 'ok',
-      (e: Error & { cause?: Error }) => `claimDue failed: ${String(e.cause?.message ?? e.message).slice(0, 200)}`,
-    );
-    expect(claimed).toBe('ok');
+    // Each claim fans out for up to a second before claiming; a few claims work the backlog off.
+    for (let claims = 0; claims < 10 && (await count('notification_events')) > 0; claims++) {
+      const claimed = await notifications.claimDue(0).then(
+        () => 'ok',
+        (e: Error & { cause?: Error }) => `claimDue failed: ${String(e.cause?.message ?? e.message).slice(0, 200)}`,
+      );
+      expect(claimed).toBe('ok');
+    }
     expect(await count('notification_events')).toBe(0);
     expect(await count('notifications')).toBe(12_000);
   }, 120_000);

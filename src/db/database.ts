@@ -16,6 +16,12 @@ export type Executor = Db | Tx;
 export interface Database {
   readonly kind: 'pglite' | 'postgres';
   readonly db: Db;
+  /**
+   * The same database for background work (webhook and notification workers). On the embedded
+   * database its statements give way to those of requests (see BackgroundLane); on PostgreSQL it
+   * is `db`.
+   */
+  readonly background: Db;
   /** The in-process embedded instance (absent when reached over a socket or on PostgreSQL). */
   readonly pglite?: PGlite;
   /** The connection pool, on PostgreSQL. */

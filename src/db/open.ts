@@ -4,6 +4,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import * as tables from './tables.js';
 import type { Database, Db } from './database.js';
+import { BackgroundLane } from './background-lane.js';
 
 // Keep bigint ids (history ids, task seq) as JS numbers from node-postgres, like PGlite does:
 // they stay far below 2^53.
@@ -11,13 +12,16 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 /** Wraps an already created PGlite instance (in memory in tests, or on disk). */
 export function wrapPglite(client: PGlite, onClose: () => Promise<void> = () => client.close()): Database {
-  const db = drizzlePglite({ client, schema: tables }) as unknown as Db;
+  const lane = new BackgroundLane();
+  const foreground = lane.foregroundClient(client);
+  const db = drizzlePglite({ client: foreground, schema: tables }) as unknown as Db;
   return {
     kind: 'pglite',
     db,
+    background: drizzlePglite({ client: lane.backgroundClient(client), schema: tables }) as unknown as Db,
     pglite: client,
     async query(text, params) {
-      const res = await client.query(text, params as unknown[]);
+      const res = await foreground.query(text, params as unknown[]);
       return res.rows as never[];
     },
     close: onClose,
@@ -41,6 +45,8 @@ export function openPostgres(opts: PostgresOptions): Database {
   return {
     kind: 'postgres',
     db,
+    // PostgreSQL runs statements side by side in its own processes: the workers need no lane of their own.
+    background: db,
     pool,
     async query(text, params) {
       const res = await pool.query(text, params as unknown[]);

@@ -16,11 +16,12 @@ export interface DeliveryWorker {
 }
 
 /**
- * Sends the due items of an outbox (webhook deliveries, notifications) until stopped. Up to `concurrency` deliveries are in flight at
- * once; a free slot is filled as soon as one finishes, so a slow receiver holds up only its own
- * deliveries. Between claims it sleeps until the next poll, or until a new delivery in this
- * process or a finished one wakes it. Any number of workers, in any number of processes, can run
- * on one database.
+ * Sends the due items of an outbox (webhook deliveries, notifications) until stopped. Up to
+ * `concurrency` deliveries are in flight at once, so a slow receiver holds up only its own
+ * deliveries. Between claims it sleeps until the next poll, or until new work in this process
+ * wakes it, or until finished deliveries have freed a quarter of the slots: refilling one slot at
+ * a time would cost a claim per delivery, and those claims compete with the requests for the
+ * database. Any number of workers, in any number of processes, can run on one database.
  */
 export function startDeliveryWorker<T>(
   outbox: Outbox<T>,
@@ -29,6 +30,7 @@ export function startDeliveryWorker<T>(
   const name = opts.name ?? 'webhook delivery worker';
   const pollMs = opts.pollMs ?? 1000;
   const concurrency = opts.concurrency ?? 32;
+  const refillAt = Math.max(1, Math.ceil(concurrency / 4));
   const inFlight = new Set<Promise<void>>();
   let running = true;
   let wake: (() => void) | undefined;
@@ -54,7 +56,7 @@ export function startDeliveryWorker<T>(
               .catch((err: unknown) => opts.log?.error({ err }, `${name}: recording an outcome failed; it is retried after its lease`))
               .finally(() => {
                 inFlight.delete(p);
-                poke();
+                if (concurrency - inFlight.size >= refillAt || inFlight.size === 0) poke();
               });
             inFlight.add(p);
           }

@@ -20,15 +20,23 @@ export interface NotificationDeps {
   baseUrl: () => string;
 }
 
-/** Messages of one claim that go out together: one message, or every task of one digest. */
-export type NotificationBatch = repo.NotificationRow[];
+/**
+ * Messages of one claim that go out together (one message, or every task of one digest), with
+ * what sending them needs, read for the whole claim at once rather than per message.
+ */
+export interface NotificationBatch {
+  rows: repo.NotificationRow[];
+  subscription?: repo.PushSubscriptionRow;
+  channel?: repo.ChannelRow;
+  tasks: repo.TaskWithTypeRow[];
+}
 
 /**
- * New tasks fanned out per statement. Bounded: with many devices a task makes many rows, and a
- * long statement would hold up task creation (on the embedded database, whose one connection
- * everything shares, most of all). Claims fan out repeatedly until none are left.
+ * New tasks fanned out per statement. Small: with many devices a task makes many rows, and on the
+ * embedded database a statement holds the event loop, and so every request, while it runs
+ * (100 devices: about 200 rows). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
  */
-const EVENTS_PER_FAN_OUT = 10;
+const EVENTS_PER_FAN_OUT = 2;
 const LINK_PURPOSE = 'action-link';
 /** How long one claim may spend fanning out before it claims due messages. */
 const FAN_OUT_BUDGET_MS = 1000;
@@ -78,37 +86,58 @@ export class Notifications extends WakeSignal {
     // A backlog of new tasks is worked off a few at a time, with due messages claimed in between.
     const deadline = Date.now() + FAN_OUT_BUDGET_MS;
     while ((await this.fanOut()) > 0 && Date.now() < deadline);
-    const rows = await repo.claimDueNotifications(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
-    return groupIntoBatches(rows);
+    const rows = await repo.claimDueNotifications(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
+    return this.prepare(rows);
+  }
+
+  /** Groups claimed rows into batches and reads their devices, channels and tasks: three queries per claim. */
+  private async prepare(rows: repo.NotificationRow[]): Promise<NotificationBatch[]> {
+    if (rows.length === 0) return [];
+    const db = this.deps.database.background;
+    const ids = (pick: (r: repo.NotificationRow) => string | null) => [...new Set(rows.map(pick).filter((v): v is string => v !== null))];
+    const [subscriptions, channels, tasks] = await Promise.all([
+      repo.findPushSubscriptions(db, ids((r) => r.subscriptionId)),
+      repo.findChannels(db, ids((r) => r.channelId)),
+      repo.findTasksWithTypes(db, ids((r) => r.taskId)),
+    ]);
+    const byId = <V extends { id: string }>(list: V[]) => new Map(list.map((v) => [v.id, v]));
+    const subscriptionById = byId(subscriptions);
+    const channelById = byId(channels);
+    const taskById = byId(tasks);
+    return groupIntoBatches(rows).map((batch) => ({
+      rows: batch,
+      subscription: batch[0]!.subscriptionId ? subscriptionById.get(batch[0]!.subscriptionId) : undefined,
+      channel: batch[0]!.channelId ? channelById.get(batch[0]!.channelId) : undefined,
+      tasks: [...new Set(batch.map((r) => r.taskId))].flatMap((id) => (id && taskById.has(id) ? [taskById.get(id)!] : [])),
+    }));
   }
 
   /** Turns some waiting new-task events into messages; returns how many events it took (0: none waited). */
   fanOut(): Promise<number> {
-    return repo.fanOutEvents(this.deps.database.db, EVENTS_PER_FAN_OUT, Boolean(this.deps.config.smtpUrl));
+    return repo.fanOutEvents(this.deps.database.background, EVENTS_PER_FAN_OUT, Boolean(this.deps.config.smtpUrl));
   }
 
   /** Sends one batch and records the outcome. Never throws for a channel's failure. */
   async deliver(batch: NotificationBatch): Promise<void> {
     const outcome = await this.send(batch);
-    metrics.notifications.inc({ kind: batch[0]!.kind, outcome }, batch.length);
+    metrics.notifications.inc({ kind: batch.rows[0]!.kind, outcome }, batch.rows.length);
   }
 
-  private async send(batch: NotificationBatch): Promise<'sent' | 'failed' | 'gone' | 'skipped'> {
-    const db = this.deps.database.db;
-    const first = batch[0]!;
-    const ids = batch.map((r) => r.id);
+  private async send({ rows, subscription: sub, channel, tasks: taskRows }: NotificationBatch): Promise<'sent' | 'failed' | 'gone' | 'skipped'> {
+    const db = this.deps.database.background;
+    const first = rows[0]!;
+    const ids = rows.map((r) => r.id);
     const lease = first.leaseUntil;
-    const attempts = Math.max(...batch.map((r) => r.attempts)) + 1;
+    const attempts = Math.max(...rows.map((r) => r.attempts)) + 1;
 
     let outcome: SendOutcome;
     if (first.kind === 'push') {
-      const sub = first.subscriptionId ? await repo.findPushSubscription(db, first.subscriptionId) : undefined;
       if (!sub) return this.record(ids, { status: 'gone', leaseUntil: null, lastError: 'the push subscription was removed' }, lease, 'gone');
       let message: PushMessage;
       if (first.message !== null) {
         message = { title: 'task-inbox', body: first.message, tag: 'message', renotify: true, url: '/taskui' };
       } else {
-        const [task] = await this.summaries(db, [first.taskId], null);
+        const [task] = await this.summaries(db, taskRows, null);
         if (!task) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the task was resolved or removed before it was sent' }, lease, 'skipped');
         message = pushMessageFor(task);
       }
@@ -119,9 +148,8 @@ export class Notifications extends WakeSignal {
         return this.record(ids, { status: 'gone', leaseUntil: null, attempts, lastStatus: outcome.status, lastError: outcome.error }, lease, 'gone');
       }
     } else {
-      const channel = first.channelId ? await repo.findChannel(db, first.channelId) : undefined;
       if (!channel) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the channel was removed' }, lease, 'skipped');
-      const tasks = await this.summaries(db, batch.map((r) => r.taskId), first.userId);
+      const tasks = await this.summaries(db, taskRows, first.userId);
       if (tasks.length === 0) return this.record(ids, { status: 'skipped', leaseUntil: null, lastError: 'the tasks were resolved or removed before they were sent' }, lease, 'skipped');
       outcome = await this.senders.channel(this.channelConfig(channel), { tasks });
       await repo.updateChannel(db, channel.id, outcome.ok ? { lastSentAt: new Date(), lastError: null } : { lastError: outcome.error });
@@ -134,7 +162,7 @@ export class Notifications extends WakeSignal {
   }
 
   private async record(ids: number[], values: Parameters<typeof repo.updateNotifications>[2], lease: Date | null, outcome: 'sent' | 'failed' | 'gone' | 'skipped') {
-    await repo.updateNotifications(this.deps.database.db, ids, values, lease);
+    await repo.updateNotifications(this.deps.database.background, ids, values, lease);
     return outcome;
   }
 
@@ -142,9 +170,8 @@ export class Notifications extends WakeSignal {
    * What the messages say about the tasks still open. With `linksFor`, each task gets a one-tap
    * link per state for that person, stored (hashed) before the message can go out.
    */
-  private async summaries(db: Executor, taskIds: (string | null)[], linksFor: string | null): Promise<TaskSummary[]> {
-    const ids = [...new Set(taskIds.filter((t): t is string => t !== null))];
-    const rows = (await repo.findTasksWithTypes(db, ids)).filter((t) => !t.resolved);
+  private async summaries(db: Executor, taskRows: repo.TaskWithTypeRow[], linksFor: string | null): Promise<TaskSummary[]> {
+    const rows = taskRows.filter((t) => !t.resolved);
     const base = this.deps.baseUrl().replace(/\/+$/, '');
     const links: Parameters<typeof repo.insertActionLinks>[1] = [];
     const expiresAt = new Date(Date.now() + this.deps.config.actionLinkTtlMs);
@@ -184,7 +211,7 @@ export class Notifications extends WakeSignal {
       subs.map((s) => ({ userId, kind: 'push' as const, subscriptionId: s.id, target: s.host, message, status: 'pending' as const })),
     );
     const claimed = await repo.claimNotificationsById(db, rows.map((r) => r.id), this.deps.config.webhookLeaseMs);
-    await Promise.all(claimed.map((row) => this.deliver([row])));
+    await Promise.all((await this.prepare(claimed)).map((batch) => this.deliver(batch)));
     const after = await repo.findNotificationsById(db, rows.map((r) => r.id));
     return {
       sent: after.filter((r) => r.status === 'sent').length,
@@ -199,8 +226,8 @@ export class Notifications extends WakeSignal {
 }
 
 /** Digest messages of one channel go together; every other message alone. */
-function groupIntoBatches(rows: repo.NotificationRow[]): NotificationBatch[] {
-  const batches = new Map<string, NotificationBatch>();
+function groupIntoBatches(rows: repo.NotificationRow[]): repo.NotificationRow[][] {
+  const batches = new Map<string, repo.NotificationRow[]>();
   for (const row of rows) {
     const key = row.digest && row.channelId ? `c:${row.channelId}` : `n:${row.id}`;
     const batch = batches.get(key);

@@ -57,9 +57,9 @@ export async function listPushSubscriptionsOfUser(db: Executor, userId: string) 
   return db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)).orderBy(asc(pushSubscriptions.created));
 }
 
-export async function findPushSubscription(db: Executor, id: string) {
-  const rows = await db.select().from(pushSubscriptions).where(eq(pushSubscriptions.id, id));
-  return rows[0];
+export async function findPushSubscriptions(db: Executor, ids: string[]) {
+  if (ids.length === 0) return [];
+  return db.select().from(pushSubscriptions).where(inArray(pushSubscriptions.id, ids));
 }
 
 export async function insertChannel(db: Executor, values: typeof notificationChannels.$inferInsert) {
@@ -74,6 +74,11 @@ export async function listChannelsOfUser(db: Executor, userId: string) {
 export async function findChannel(db: Executor, id: string) {
   const rows = await db.select().from(notificationChannels).where(eq(notificationChannels.id, id));
   return rows[0];
+}
+
+export async function findChannels(db: Executor, ids: string[]) {
+  if (ids.length === 0) return [];
+  return db.select().from(notificationChannels).where(inArray(notificationChannels.id, ids));
 }
 
 export async function updateChannel(db: Executor, id: string, values: Partial<typeof notificationChannels.$inferInsert>) {
@@ -138,6 +143,8 @@ export async function fanOutEvents(db: Executor, limit: number, emailEnabled: bo
 export async function insertNotificationEvent(db: Executor, taskId: string) {
   await db.insert(notificationEvents).values({ taskId });
 }
+
+export type TaskWithTypeRow = Awaited<ReturnType<typeof findTasksWithTypes>>[number];
 
 /** Tasks with their type's name and states and their schema's name. */
 export async function findTasksWithTypes(db: Executor, ids: string[]) {

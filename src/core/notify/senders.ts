@@ -34,19 +34,38 @@ const TIMEOUT_MS = 15_000;
 /** How long a push service keeps a message for a device that is offline. */
 const PUSH_TTL_SECONDS = 24 * 3600;
 
+/** A VAPID token is valid for 12 hours; one is made per push service and made again after 11. */
+const VAPID_TOKEN_SECONDS = 12 * 3600;
+const VAPID_RENEW_MS = 11 * 3600_000;
+
 const failure = (error: string): SendOutcome => ({ ok: false, status: null, error, retryAfterMs: null, gone: false });
 
 /** Sends over each channel kind. One instance per process: it keeps the SMTP connection pool. */
 export class Senders {
   private mailer: Transporter | undefined;
+  /** Signed VAPID tokens by push service origin and key: signing one per message would cost CPU for nothing. */
+  private readonly vapidTokens = new Map<string, { authorization: string; renewAt: number }>();
 
   constructor(private readonly config: Config) {}
+
+  /** The `Authorization` header for a push service: a VAPID JWT whose `aud` is the service's origin. */
+  private vapidAuthorization(endpoint: string, vapid: VapidKeys): string {
+    const audience = new URL(endpoint).origin;
+    const key = `${audience} ${vapid.publicKey} ${vapid.subject}`;
+    const cached = this.vapidTokens.get(key);
+    if (cached && cached.renewAt > Date.now()) return cached.authorization;
+    const expiration = Math.floor(Date.now() / 1000) + VAPID_TOKEN_SECONDS;
+    const { Authorization } = webpush.getVapidHeaders(audience, vapid.subject, vapid.publicKey, vapid.privateKey, 'aes128gcm', expiration) as { Authorization: string };
+    this.vapidTokens.set(key, { authorization: Authorization, renewAt: Date.now() + VAPID_RENEW_MS });
+    return Authorization;
+  }
 
   async push(target: PushTarget, vapid: VapidKeys, message: PushMessage | string): Promise<SendOutcome> {
     let details: ReturnType<typeof webpush.generateRequestDetails>;
     try {
       details = webpush.generateRequestDetails(target, typeof message === 'string' ? message : JSON.stringify(message), {
-        vapidDetails: { subject: vapid.subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+        // No vapidDetails (and no process-wide web-push setting): the header below is the VAPID one.
+        headers: { Authorization: this.vapidAuthorization(target.endpoint, vapid) },
         TTL: PUSH_TTL_SECONDS,
         urgency: 'high',
       });

@@ -114,7 +114,7 @@ export class Webhooks extends WakeSignal {
 
   /** Claims up to `limit` due deliveries (see deliveries.repo claimDueDeliveries). */
   claimDue(limit: number): Promise<deliveries.DeliveryRow[]> {
-    return deliveries.claimDueDeliveries(this.deps.database.db, limit, this.deps.config.webhookLeaseMs);
+    return deliveries.claimDueDeliveries(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
   }
 
   /** Claims a batch of due deliveries and sends them all; returns how many were claimed. */
@@ -126,7 +126,7 @@ export class Webhooks extends WakeSignal {
 
   /** Sends one claimed delivery and records the outcome. Never throws for a receiver's failure. */
   async deliver(row: deliveries.DeliveryRow): Promise<void> {
-    const db = this.deps.database.db;
+    const db = this.deps.database.background;
     const version = await schemasRepo.findVersionById(db, row.versionId);
     const auth = version?.hookAuth ?? null;
     const secrets = await this.secretsFor(db, { auth, schemaId: row.schemaId });
