@@ -26,6 +26,11 @@ const pgdataPath = (dataDir: string) => path.join(dataDir, 'pgdata');
 const SOCKET_PORT = 5432;
 const socketFile = (dataDir: string) => path.join(dataDir, `.s.PGSQL.${SOCKET_PORT}`);
 
+/** Whether the data folder holds an embedded database (without opening or creating anything). */
+export function embeddedDatabaseExists(dataDir: string): boolean {
+  return existsSync(pgdataPath(dataDir));
+}
+
 export class DataDirBusy extends Error {
   constructor(dataDir: string, holder: LockInfo) {
     super(

@@ -4,7 +4,7 @@ import { openEmbeddedForCli, openEmbeddedForServer } from './embedded.js';
 import { openPostgres } from './open.js';
 
 export type { Database, Db, Executor, Tx } from './database.js';
-export { DataDirBusy } from './embedded.js';
+export { DataDirBusy, embeddedDatabaseExists } from './embedded.js';
 export { migrate, pendingMigrations } from './migrate.js';
 export { openPostgres, wrapPglite } from './open.js';
 export * as tables from './tables.js';

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
@@ -28,9 +30,11 @@ export async function migrate(database: Database): Promise<void> {
   }
 }
 
-/** Names of the migrations in the package that the database has not applied yet. */
+/** Names of the migrations in the package that the database has not applied yet (e.g. `0004_notifications`). */
 export async function pendingMigrations(database: Database): Promise<string[]> {
   const files = readMigrationFiles({ migrationsFolder });
+  const journal = JSON.parse(readFileSync(path.join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: { when: number; tag: string }[] };
+  const tagOf = new Map(journal.entries.map((e) => [e.when, e.tag]));
   let applied: { created_at: string | number }[] = [];
   try {
     applied = await database.query<{ created_at: string | number }>('SELECT created_at FROM drizzle.__drizzle_migrations');
@@ -38,5 +42,5 @@ export async function pendingMigrations(database: Database): Promise<string[]> {
     applied = [];
   }
   const done = new Set(applied.map((r) => Number(r.created_at)));
-  return files.filter((f) => !done.has(f.folderMillis)).map((f) => String(f.folderMillis));
+  return files.filter((f) => !done.has(f.folderMillis)).map((f) => tagOf.get(f.folderMillis) ?? String(f.folderMillis));
 }
