@@ -29,6 +29,8 @@ export interface Config {
   readonly webhookLeaseMs: number;
   /** Whether `serve` also runs the delivery worker. */
   readonly runWorker: boolean;
+  /** How long a stop waits for requests and deliveries in flight (SHUTDOWN_TIMEOUT). */
+  readonly shutdownTimeoutMs: number;
   /** A session ends after this long without use. */
   readonly sessionIdleMs: number;
   /** A session ends this long after sign-in, however active. */
@@ -79,6 +81,7 @@ export const configVariables = [
   ['METRICS_PORT', '(unset)', 'Serves `/metrics` without a token on this separate port instead (bind it where only Prometheus reaches, see METRICS_HOST). With neither set, `/metrics` answers 404.'],
   ['METRICS_HOST', '127.0.0.1', 'Address the metrics port listens on (`0.0.0.0` in a container).'],
   ['WORKER', 'on', '`off` to run no webhook or notification worker inside `serve` (run `task-inbox worker` separately).'],
+  ['SHUTDOWN_TIMEOUT', '25s', 'On SIGTERM, how long requests and deliveries in flight may take to finish; deliveries still running then are handed back to other instances. A second SIGTERM stops at once.'],
 ] as const;
 
 export class ConfigError extends Error {
@@ -211,6 +214,7 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
   const smtpFrom = env.SMTP_FROM || 'task-inbox <task-inbox@localhost>';
   if (!/^[^<>@\s]+@[^<>@\s]+$|<[^<>@\s]+@[^<>@\s]+>\s*$/.test(smtpFrom)) problems.push(`SMTP_FROM=${JSON.stringify(smtpFrom)} must be an address such as inbox@example.org or "Inbox <inbox@example.org>".`);
   const actionLinkTtlMs = durationVar('ACTION_LINK_TTL', env.ACTION_LINK_TTL, '7d', problems);
+  const shutdownTimeoutMs = durationVar('SHUTDOWN_TIMEOUT', env.SHUTDOWN_TIMEOUT, '25s', problems);
   const metricsToken = env.METRICS_TOKEN || undefined;
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters (e.g. the output of `openssl rand -hex 16`).');
   const metricsPort = env.METRICS_PORT ? parseIntIn('METRICS_PORT', env.METRICS_PORT, 0, 0, 65535, problems) : undefined;
@@ -231,6 +235,7 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     webhookRotationGraceMs,
     webhookLeaseMs,
     runWorker: ['on', 'true', '1'].includes(worker),
+    shutdownTimeoutMs,
     sessionIdleMs,
     sessionLifetimeMs,
     publicUrl,

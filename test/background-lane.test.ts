@@ -35,7 +35,7 @@ describe.skipIf(dbKind !== 'pglite')('background statements on the embedded data
 
   test('a background transaction and a failing background statement leave the lane working', async () => {
     await expect(database.background.execute(sql`SELECT 1/0`)).rejects.toThrow();
-    const n = await database.background.transaction(async (tx) => (await tx.execute(sql`SELECT 41 + 1 AS n`)).rows[0]);
+    const n = await database.background.transaction(async (tx) => ((await tx.execute(sql`SELECT 41 + 1 AS n`)) as unknown as { rows: unknown[] }).rows[0]);
     expect(n).toEqual({ n: 42 });
     await expect(database.background.execute(sql`SELECT 'still' AS s`)).resolves.toMatchObject({ rows: [{ s: 'still' }] });
   });

@@ -50,6 +50,28 @@ async function startWorker(
   return startWorkers(webhooks, notifications, { log: log as never });
 }
 
+/**
+ * A graceful stop: no new connection and no new claim from now on; requests and deliveries in
+ * flight get `graceMs` to finish. Then deliveries still running go back to the outbox for other
+ * instances, outbound requests still waiting are ended (a sync webhook then fails, so its change
+ * is refused and answered), and a second later the connections still open are closed.
+ */
+async function stopGracefully(app: Awaited<ReturnType<typeof buildApp>>, worker: DeliveryWorker | undefined, webhooks: Webhooks, notifications: Notifications, graceMs: number) {
+  const closed = app.close();
+  const finished = Promise.all([closed, worker?.stop(graceMs)]);
+  let timer: NodeJS.Timeout | undefined;
+  const late = await Promise.race([finished.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+  clearTimeout(timer);
+  if (!late) return;
+  app.log.warn(`work still in flight after SHUTDOWN_TIMEOUT (${graceMs} ms): handing deliveries back and ending outbound requests`);
+  await worker?.stop(graceMs); // resolves right after the same deadline, with the leases released
+  webhooks.abortInFlight();
+  notifications.senders.abortInFlight();
+  const answered = await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000).unref())]);
+  if (!answered) app.server.closeAllConnections();
+  await closed;
+}
+
 /** Hourly upkeep: forgotten idempotency keys and expired one-tap links. */
 function startCleanup(database: Database, log: { warn: (o: object, m: string) => void }) {
   const timer = setInterval(() => {
@@ -72,11 +94,12 @@ export function registerServeCommands(program: Command, io: CliIo) {
       let app: Awaited<ReturnType<typeof buildApp>> | undefined;
       let worker: DeliveryWorker | undefined;
       let notifications: Notifications | undefined;
+      let webhooks: Webhooks | undefined;
       let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
       try {
         await migrate(database);
         const secrets = loadSecretBox(config);
-        const webhooks = new Webhooks({ database, config, secrets });
+        webhooks = new Webhooks({ database, config, secrets });
         notifications = new Notifications({ database, config, secrets, baseUrl: () => (app ? baseUrlOf(app, config) : (config.publicUrl ?? `http://${config.host}:${config.port}`)) });
         // Generated and stored at the first start, so that every instance serves the same key.
         await notifications.vapidKeys();
@@ -107,11 +130,13 @@ export function registerServeCommands(program: Command, io: CliIo) {
 
       await untilStopSignal(io);
       clearInterval(cleanup);
-      await metricsServer?.close();
-      await app.close();
-      await worker?.stop();
+      // Both at once: no new request and no new claim from now on; what is in flight gets
+      // SHUTDOWN_TIMEOUT to finish, and deliveries still running then go back to the outbox for
+      // the other instances.
+      await Promise.all([stopGracefully(app, worker, webhooks!, notifications, config.shutdownTimeoutMs), metricsServer?.close()]);
       notifications.close();
       await database.close();
+      io.err('task-inbox stopped.\n');
     });
 
   program
@@ -131,7 +156,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
         });
         io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
         await untilStopSignal(io);
-        await worker.stop();
+        await worker.stop(config.shutdownTimeoutMs);
         notifications.close();
       } finally {
         await database.close();

@@ -8,11 +8,16 @@ export interface Outbox<T> {
   deliver(item: T): Promise<void>;
   /** Called when new work may be due in this process. */
   onWake(fn: () => void): () => void;
+  /** Hands claimed items back (their lease ends now), so that other workers take them at once. */
+  release(items: T[]): Promise<void>;
 }
 
 export interface DeliveryWorker {
-  /** Stops claiming, waits for deliveries in flight, then resolves. */
-  stop(): Promise<void>;
+  /**
+   * Stops claiming and waits for deliveries in flight. With `graceMs`, deliveries still running
+   * after it are handed back to the outbox (their leases released) and no longer waited for.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -31,7 +36,7 @@ export function startDeliveryWorker<T>(
   const pollMs = opts.pollMs ?? 1000;
   const concurrency = opts.concurrency ?? 32;
   const refillAt = Math.max(1, Math.ceil(concurrency / 4));
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<Promise<void>, T>();
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
@@ -58,7 +63,7 @@ export function startDeliveryWorker<T>(
                 inFlight.delete(p);
                 if (concurrency - inFlight.size >= refillAt || inFlight.size === 0) poke();
               });
-            inFlight.add(p);
+            inFlight.set(p, row);
           }
         } catch (err) {
           opts.log?.error({ err }, `${name}: claiming failed; retrying`);
@@ -78,13 +83,22 @@ export function startDeliveryWorker<T>(
     }
   })();
 
-  return {
-    async stop() {
-      running = false;
-      wake?.();
-      unsubscribe();
-      await loop;
-      await Promise.all(inFlight);
-    },
+  let stopped: Promise<void> | undefined;
+  const stop = async (graceMs?: number) => {
+    running = false;
+    wake?.();
+    unsubscribe();
+    await loop;
+    const all = Promise.all(inFlight.keys()).then(() => 'done' as const);
+    if (graceMs === undefined) return void (await all);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([all, new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)))]);
+    clearTimeout(timer);
+    if (outcome === 'late' && inFlight.size > 0) {
+      // The process is about to end: whatever these deliveries still record would be lost anyway.
+      await outbox.release([...inFlight.values()]).catch((err: unknown) => opts.log?.error({ err }, `${name}: handing back unfinished deliveries failed; they are retried after their lease`));
+    }
   };
+  // Stopping twice waits for the same stop.
+  return { stop: (graceMs?: number) => (stopped ??= stop(graceMs)) };
 }

@@ -8,5 +8,5 @@ export function startWorkers(webhooks: Webhooks, notifications: Notifications, o
   const deliveries = startDeliveryWorker(webhooks, { log: opts.log, pollMs: opts.pollMs });
   // Push services and chat servers are slow to answer rather than busy to talk to: more messages in flight.
   const messages = startDeliveryWorker(notifications, { log: opts.log, pollMs: opts.pollMs, name: 'notification worker', concurrency: 64 });
-  return { stop: async () => void (await Promise.all([deliveries.stop(), messages.stop()])) };
+  return { stop: async (graceMs?: number) => void (await Promise.all([deliveries.stop(graceMs), messages.stop(graceMs)])) };
 }

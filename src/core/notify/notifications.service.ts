@@ -117,6 +117,11 @@ export class Notifications extends WakeSignal {
     return repo.fanOutEvents(this.deps.database.background, EVENTS_PER_FAN_OUT, Boolean(this.deps.config.smtpUrl));
   }
 
+  /** Hands claimed messages back: their leases end now, if this worker still holds them. */
+  async release(batches: NotificationBatch[]): Promise<void> {
+    for (const { rows } of batches) await repo.updateNotifications(this.deps.database.background, rows.map((r) => r.id), { leaseUntil: null }, rows[0]!.leaseUntil);
+  }
+
   /** Sends one batch and records the outcome. Never throws for a channel's failure. */
   async deliver(batch: NotificationBatch): Promise<void> {
     const outcome = await this.send(batch);

@@ -43,6 +43,7 @@ const failure = (error: string): SendOutcome => ({ ok: false, status: null, erro
 /** Sends over each channel kind. One instance per process: it keeps the SMTP connection pool. */
 export class Senders {
   private mailer: Transporter | undefined;
+  private readonly stopping = new AbortController();
   /** Signed VAPID tokens by push service origin and key: signing one per message would cost CPU for nothing. */
   private readonly vapidTokens = new Map<string, { authorization: string; renewAt: number }>();
 
@@ -73,7 +74,7 @@ export class Senders {
       return failure(`the subscription or the VAPID keys are unusable: ${(err as Error).message}`);
     }
     const headers = Object.fromEntries(Object.entries(details.headers).map(([k, v]) => [k, String(v)]));
-    const r = await postWebhook({ url: details.endpoint, body: details.body as Buffer, headers, timeoutMs: TIMEOUT_MS, maxBody: 2000 });
+    const r = await postWebhook({ url: details.endpoint, body: details.body as Buffer, headers, timeoutMs: TIMEOUT_MS, maxBody: 2000, signal: this.stopping.signal });
     return {
       ok: r.ok,
       status: r.status,
@@ -107,6 +108,7 @@ export class Senders {
       headers: { 'content-type': 'application/json', 'user-agent': 'task-inbox', ...headers },
       timeoutMs: TIMEOUT_MS,
       maxBody: 2000,
+      signal: this.stopping.signal,
     });
     // Only the status is kept: the answer of an address a person typed in is not shown back.
     return { ok: r.ok, status: r.status, error: r.ok ? null : (r.error ?? `answered ${r.status}`), retryAfterMs: r.retryAfterMs, gone: false };
@@ -126,6 +128,11 @@ export class Senders {
       const e = err as Error & { responseCode?: number };
       return { ...failure(`the mail server refused: ${e.message}`), status: e.responseCode ?? null };
     }
+  }
+
+  /** Ends the requests still in flight (the server stops and cannot wait longer). */
+  abortInFlight() {
+    this.stopping.abort(new Error('the server is stopping'));
   }
 
   close() {

@@ -27,7 +27,15 @@ function parseRetryAfter(value: string | string[] | undefined): number | null {
  * POSTs a webhook. 2xx is success; anything else, including 3xx (redirects are not followed),
  * is a failure. Never throws.
  */
-export async function postWebhook(opts: { url: string; body: string | Buffer; headers: Record<string, string>; timeoutMs: number; maxBody: number }): Promise<SendResult> {
+export async function postWebhook(opts: {
+  url: string;
+  body: string | Buffer;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  maxBody: number;
+  /** Ends the request early (the server is stopping). */
+  signal?: AbortSignal;
+}): Promise<SendResult> {
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {
@@ -36,7 +44,7 @@ export async function postWebhook(opts: { url: string; body: string | Buffer; he
       body: opts.body,
       headers: opts.headers,
       dispatcher: agent,
-      signal: AbortSignal.timeout(opts.timeoutMs),
+      signal: opts.signal ? AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), opts.signal]) : AbortSignal.timeout(opts.timeoutMs),
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
     });
@@ -61,7 +69,9 @@ export async function postWebhook(opts: { url: string; body: string | Buffer; he
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
     const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
-    const message = timedOut
+    const message = opts.signal?.aborted
+      ? 'the server stopped before an answer came'
+      : timedOut
       ? `no answer within ${opts.timeoutMs} ms`
       : e.code === 'UND_ERR_CONNECT_TIMEOUT'
         ? 'could not connect within 5 s'

@@ -33,6 +33,7 @@ export interface WebhookDeps {
 export class Webhooks extends WakeSignal {
   /** Serialises changes of one task within this process (a sync webhook is sent outside any transaction). */
   readonly taskLock = new KeyedLock();
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: WebhookDeps) {
     super();
@@ -61,7 +62,7 @@ export class Webhooks extends WakeSignal {
     const webhookId = newWebhookId();
     const body = JSON.stringify(payload);
     const headers = webhookHeaders(target.auth, secrets, webhookId, Math.floor(Date.now() / 1000), body);
-    const result = await postWebhook({ url: target.url, body, headers, timeoutMs: this.deps.config.webhookTimeoutMs, maxBody: LOG_BODY_BYTES });
+    const result = await postWebhook({ url: target.url, body, headers, timeoutMs: this.deps.config.webhookTimeoutMs, maxBody: LOG_BODY_BYTES, signal: this.stopping.signal });
     countDelivery('sync', result);
     // Logged before the change is written, so an accepted attempt is on record whatever follows.
     const row = await db.transaction(async (tx) => {
@@ -117,6 +118,16 @@ export class Webhooks extends WakeSignal {
     return deliveries.claimDueDeliveries(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
   }
 
+  /** Ends every webhook request still in flight, as failed (the server stops and cannot wait longer). */
+  abortInFlight() {
+    this.stopping.abort(new Error('the server is stopping'));
+  }
+
+  /** Hands claimed deliveries back: their leases end now, if this worker still holds them. */
+  async release(rows: deliveries.DeliveryRow[]): Promise<void> {
+    await Promise.all(rows.map((row) => deliveries.updateDelivery(this.deps.database.background, row.id, { leaseUntil: null }, row.leaseUntil)));
+  }
+
   /** Claims a batch of due deliveries and sends them all; returns how many were claimed. */
   async runDue(limit = 32): Promise<number> {
     const rows = await this.claimDue(limit);
@@ -136,7 +147,7 @@ export class Webhooks extends WakeSignal {
       return;
     }
     const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
-    const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES });
+    const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES, signal: this.stopping.signal });
     countDelivery('async', result);
     await db.transaction(async (tx) => {
       await deliveries.insertAttempt(tx, attemptOf(row.id, result));
