@@ -11,6 +11,7 @@ import { registerTaskCommands } from './tasks.commands.js';
 import { registerWebhookCommands } from './webhooks.commands.js';
 import { registerPeopleCommands } from './people.commands.js';
 import { registerNotifyCommands } from './notify.commands.js';
+import { registerDataCommands } from './data.commands.js';
 
 export type { CliIo } from './context.js';
 
@@ -29,6 +30,7 @@ export function createProgram(io: CliIo): Command {
   registerWebhookCommands(program, io);
   registerPeopleCommands(program, io);
   registerNotifyCommands(program, io);
+  registerDataCommands(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }
