@@ -5,4 +5,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
   stdin: process.stdin,
+  errIsTty: process.stderr.isTTY,
 });

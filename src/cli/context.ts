@@ -10,6 +10,8 @@ export interface CliIo extends Output {
   database?: Database;
   /** Standard input, for commands that read it. */
   stdin?: NodeJS.ReadableStream;
+  /** Whether `err` goes to a terminal: long commands then draw a progress bar instead of printing lines. */
+  errIsTty?: boolean;
 }
 
 export function configOf(io: CliIo): Config {

@@ -12,6 +12,7 @@ import { registerWebhookCommands } from './webhooks.commands.js';
 import { registerPeopleCommands } from './people.commands.js';
 import { registerNotifyCommands } from './notify.commands.js';
 import { registerDoctorCommand } from './doctor/index.js';
+import { registerDataCommands } from './data.commands.js';
 
 export type { CliIo } from './context.js';
 
@@ -31,6 +32,7 @@ export function createProgram(io: CliIo): Command {
   registerPeopleCommands(program, io);
   registerNotifyCommands(program, io);
   registerDoctorCommand(program, io);
+  registerDataCommands(program, io);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -10,10 +10,13 @@ import type { Database } from './database.js';
 /** Arbitrary constant: the advisory lock that serialises migrations of several instances. */
 const MIGRATION_LOCK = 74_616_001;
 
-/** Applies every pending migration; safe to call from several processes at once. */
-export async function migrate(database: Database): Promise<void> {
+/**
+ * Applies every pending migration; safe to call from several processes at once. `folder` is
+ * another migrations folder, e.g. one holding only the first few (see transfer-levels.ts).
+ */
+export async function migrate(database: Database, folder: string = migrationsFolder): Promise<void> {
   if (!database.pool) {
-    await migratePglite(database.db as never, { migrationsFolder });
+    await migratePglite(database.db as never, { migrationsFolder: folder });
     return;
   }
   // A session-level lock belongs to one connection, so the whole run uses one client.
@@ -21,7 +24,7 @@ export async function migrate(database: Database): Promise<void> {
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
-      await migratePg(drizzle({ client }), { migrationsFolder });
+      await migratePg(drizzle({ client }), { migrationsFolder: folder });
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }

@@ -42,6 +42,9 @@ export function createSecretBox(secretKey: string): SecretBox {
   };
 }
 
+/** Where the embedded data folder keeps the key generated when SECRET_KEY is unset. */
+export const secretKeyFile = (dataDir: string): string => path.join(dataDir, 'secret.key');
+
 /**
  * The configured SECRET_KEY, or in embedded mode the one generated at first use and kept in the
  * data folder (mode 0600), beside the database it protects.
@@ -49,7 +52,7 @@ export function createSecretBox(secretKey: string): SecretBox {
 export function loadSecretBox(config: Config): SecretBox {
   if (config.secretKey) return createSecretBox(config.secretKey);
   if (config.databaseUrl) throw new Error('SECRET_KEY is required with DATABASE_URL');
-  const file = path.join(config.dataDir, 'secret.key');
+  const file = secretKeyFile(config.dataDir);
   if (!existsSync(file)) {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
