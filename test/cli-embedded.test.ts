@@ -6,15 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openEmbeddedForCli } from '../src/db/embedded.js';
 import { dbKind } from './helpers/db.js';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { freePort, kill, root, sleep, startProcess, stopProcess, waitForHealth, type Proc } from './helpers/processes.js';
 
 interface Run {
   code: number | null;
@@ -23,45 +20,26 @@ interface Run {
   err: string;
 }
 
-/** A free TCP port: listen on port 0, note the port, close. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and CLI processes', () => {
   let dataDir: string;
   let port: number;
   let base: string;
-  let server: ChildProcess | undefined;
-  let serverOut = '';
-  let serverErr = '';
-  let serverExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  let server: Proc | undefined;
+  const serverErr = () => server?.stderr() ?? '';
   let key: string;
   /** Tasks of ti:sample that the tests have created so far. */
   let taskTotal = 0;
   let unresolvedTotal = 0;
   const lockFile = () => path.join(dataDir, 'task-inbox.lock');
 
-  const env = () => ({
-    ...process.env,
+  const ownEnv = () => ({
     TI_DATA_DIR: dataDir,
     PORT: String(port),
     HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    LOG_FORMAT: 'json',
     // Never a PostgreSQL URL from the surroundings: this is the embedded database.
     DATABASE_URL: '',
   });
+  const env = () => ({ ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...ownEnv() });
 
   function start(args: string[]): ChildProcess {
     return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: root, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -89,7 +67,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
 
   async function ok(args: string[]): Promise<Run> {
     const r = await cli(args);
-    expect(r.code, `task-inbox ${args.join(' ')}\nstdout: ${r.out}\nstderr: ${r.err}\nserver stderr: ${serverErr}`).toBe(0);
+    expect(r.code, `task-inbox ${args.join(' ')}\nstdout: ${r.out}\nstderr: ${r.err}\nserver stderr: ${serverErr()}`).toBe(0);
     return r;
   }
 
@@ -100,44 +78,24 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'ti-emb-'));
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    server = start(['serve']);
-    server.stdout!.on('data', (d) => (serverOut += d));
-    server.stderr!.on('data', (d) => (serverErr += d));
-    serverExit = new Promise((resolve) => server!.once('exit', (code, signal) => resolve({ code, signal })));
-
-    const deadline = Date.now() + 45_000;
-    for (;;) {
-      if (server.exitCode !== null || server.signalCode !== null) {
-        throw new Error(`serve exited early (${server.exitCode ?? server.signalCode})\nstdout: ${serverOut}\nstderr: ${serverErr}`);
-      }
-      try {
-        const res = await fetch(`${base}/health`);
-        if (res.status === 200) break;
-      } catch {
-        /* not listening yet */
-      }
-      if (Date.now() > deadline) throw new Error(`serve did not answer /health in time\nstdout: ${serverOut}\nstderr: ${serverErr}`);
-      await sleep(200);
-    }
+    server = startProcess('serve', ['serve'], ownEnv(), { apart: true });
+    await waitForHealth(server, base, 45_000);
   }, 60_000);
 
   afterAll(async () => {
-    if (server && server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await serverExit;
-    }
+    if (server) await kill(server);
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('the server holds the lock and says where it listens', async () => {
     expect(existsSync(lockFile())).toBe(true);
     const lock = JSON.parse(readFileSync(lockFile(), 'utf8'));
-    expect(lock).toMatchObject({ pid: server!.pid, role: 'server' });
+    expect(lock).toMatchObject({ pid: server!.child.pid, role: 'server' });
     expect(lock.socket).toBeDefined();
-    expect(serverErr).toContain(`task-inbox is listening on http://127.0.0.1:${port} (embedded database in ${dataDir})`);
+    expect(serverErr()).toContain(`task-inbox is listening on http://127.0.0.1:${port} (embedded database in ${dataDir})`);
     // No account yet: the server prints the one-time setup link, and it works (once) against this server.
-    const link = /(http:\/\/127\.0\.0\.1:\d+)\/setup#([A-Za-z0-9_-]{40,})/.exec(serverErr);
-    expect(link, serverErr).not.toBeNull();
+    const link = /(http:\/\/127\.0\.0\.1:\d+)\/setup#([A-Za-z0-9_-]{40,})/.exec(serverErr());
+    expect(link, serverErr()).not.toBeNull();
     const setup = (token: string) =>
       fetch(`${link![1]}/api/v1/setup`, {
         method: 'POST',
@@ -248,11 +206,9 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
   }, 120_000);
 
   test('the server stops on SIGTERM; afterwards the CLI opens the folder directly', async () => {
-    server!.kill('SIGTERM');
-    const exit = await Promise.race([serverExit, sleep(30_000).then(() => 'timeout' as const)]);
-    expect(exit, `serve did not stop on SIGTERM\nstderr: ${serverErr}`).not.toBe('timeout');
-    expect(exit).toEqual({ code: 0, signal: null });
-    expect(serverErr).toContain('SIGTERM: finishing work in flight, then stopping.');
+    // stopProcess fails if serve has not exited 30 s after the SIGTERM.
+    expect(await stopProcess(server!, 'SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(serverErr()).toContain('SIGTERM: finishing work in flight, then stopping.');
     expect(existsSync(lockFile())).toBe(false);
     await expect(fetch(`${base}/health`)).rejects.toThrow();
 

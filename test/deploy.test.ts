@@ -8,17 +8,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isMap, isScalar, parse, parseDocument, type Node as YamlNode } from 'yaml';
 import { createProgram } from '../src/cli/index.js';
 import { configVariables } from '../src/config.js';
 import { dbKind } from './helpers/db.js';
+import { freePort, root } from './helpers/processes.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 const chartDir = 'deploy/helm/task-inbox';
 
@@ -395,18 +393,6 @@ describe.skipIf(dbKind !== 'pglite')('Helm chart (deploy/helm/task-inbox)', () =
     expect(templates['_helpers.tpl']).toMatch(/- name: tmp\n\s*emptyDir: \{\}/);
   });
 });
-
-/** A free TCP port: listen on port 0, note the port, close. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Exit {
   code: number | null;

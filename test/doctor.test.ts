@@ -4,12 +4,10 @@
  * DATABASE_URL), against real local HTTP and SMTP servers and closed ports.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
@@ -25,10 +23,10 @@ import { openPostgres, wrapPglite, type Database } from '../src/db/index.js';
 import { migrationsFolder } from '../src/paths.js';
 import { testConfig } from './helpers/app.js';
 import { dbKind, urlOf } from './helpers/db.js';
+import { kill, startProcess, waitForHealth } from './helpers/processes.js';
 import { deadPort, startReceiver } from './helpers/receiver.js';
 import { startSmtp } from './helpers/smtp.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SECRET = 'doctor-test-secret-key-of-32-characters-at-least';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ti-doctor-'));
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -311,25 +309,9 @@ describe('an all-good setup', () => {
 test.skipIf(dbKind !== 'pglite')('while serve holds the embedded folder, doctor reaches it through the server and checks its generated secret.key', async () => {
   const dataDir = mkdtempSync(path.join(tmp, 'served-'));
   const port = await deadPort();
-  const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-    cwd: root,
-    env: { ...process.env, TI_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_FORMAT: 'json', DATABASE_URL: '', SECRET_KEY: '', PUBLIC_URL: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let serverErr = '';
-  server.stderr!.on('data', (d) => (serverErr += d));
-  const exited = new Promise((resolve) => server.once('exit', resolve));
-  cleanups.push(async () => {
-    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-    await exited;
-  });
-  for (const deadline = Date.now() + 45_000; ; ) {
-    if (server.exitCode !== null) throw new Error(`serve exited early\n${serverErr}`);
-    const up = await fetch(`http://127.0.0.1:${port}/health`).then((res) => res.ok, () => false);
-    if (up) break;
-    if (Date.now() > deadline) throw new Error(`serve did not answer /health in time\n${serverErr}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  const server = startProcess('serve', ['serve'], { TI_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: '', SECRET_KEY: '', PUBLIC_URL: '' });
+  cleanups.push(() => kill(server));
+  await waitForHealth(server, `http://127.0.0.1:${port}`, 45_000);
 
   const r = await doctor([], { TI_DATA_DIR: dataDir, DATABASE_URL: '' });
   expect(r.code, r.out).toBe(0);
@@ -337,8 +319,8 @@ test.skipIf(dbKind !== 'pglite')('while serve holds the embedded folder, doctor 
   expect(r.out).toContain(`✓ Secret key: the secret key in ${path.join(dataDir, 'secret.key')} opens the VAPID private key\n`);
   expect(r.out).toContain('! PUBLIC_URL is not set\n');
   // The server still holds the folder: doctor went through its socket, not around it.
-  expect(JSON.parse(readFileSync(path.join(dataDir, 'task-inbox.lock'), 'utf8'))).toMatchObject({ pid: server.pid, role: 'server' });
+  expect(JSON.parse(readFileSync(path.join(dataDir, 'task-inbox.lock'), 'utf8'))).toMatchObject({ pid: server.child.pid, role: 'server' });
 
-  server.kill('SIGTERM');
-  await exited;
+  server.child.kill('SIGTERM');
+  await server.exited;
 });

@@ -8,12 +8,9 @@
  *   SIGKILL while the push request is in flight) is sent after a restart on the same data folder.
  * The push service is a real local HTTP server; every message is decrypted with the device's keys.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { cliActor } from '../src/core/audit/audit.js';
 import { createApiKey } from '../src/core/keys/index.js';
@@ -27,29 +24,17 @@ import { buildApp } from '../src/http/app.js';
 import { startDeliveryWorker } from '../src/worker/delivery-worker.js';
 import { sampleSchema, testConfig } from './helpers/app.js';
 import { createTestDatabase, dbKind } from './helpers/db.js';
+import { freePort, kill, sleep, startProcess, stopProcess, until, waitForHealth, type Proc } from './helpers/processes.js';
 import { checkVapid, decryptFor, makeDevice, startPushService, type Device, type PushHit, type PushService } from './helpers/push-service.js';
 import { deadPort } from './helpers/receiver.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SECRET_KEY = 'notify-processes-secret-key-of-at-least-32-chars';
 const SUBJECT = 'mailto:ops@example.org';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   while (cleanups.length > 0) await Promise.resolve(cleanups.pop()!()).catch(() => {});
 });
-
-/** Polls `check` until it returns something other than undefined (fails after `ms`, saying `what`). */
-async function until<T>(what: () => string, check: () => Promise<T | undefined> | T | undefined, ms: number, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await sleep(everyMs);
-  }
-}
 
 const urlOf = (devices: Map<string, Device>, hit: PushHit) => (JSON.parse(decryptFor(devices.get(hit.path)!, hit.body)) as { url: string }).url;
 
@@ -162,61 +147,17 @@ describe('100 devices behind a slow push service, the notification worker runnin
 // ---------------------------------------------------------------------------------------------
 // Acceptance 6: a restart sends what was due
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
+/** Starts `task-inbox ARGS`, killed after the test if it still runs. */
 function start(name: string, args: string[], env: Record<string, string>, stdin?: string): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', SECRET_KEY, ...env },
-    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  if (stdin !== undefined) child.stdin!.end(stdin);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const p = { name, child, out: () => `${name} (pid ${child.pid}):\n${out}`, exited };
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const p = startProcess(name, args, { SECRET_KEY, ...env }, { stdin });
+  cleanups.push(() => kill(p));
   return p;
 }
 
-async function stop(p: Proc, signal: NodeJS.Signals) {
-  p.child.kill(signal);
-  const exit = await Promise.race([p.exited, sleep(30_000).then(() => 'timeout' as const)]);
-  if (exit === 'timeout') throw new Error(`${p.out()}\ndid not exit within 30 s of ${signal}`);
-  return exit;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-/** Starts `serve` and waits for /health. */
+/** Starts `serve` (on the port in `env`, the same at a restart) and waits for /health at `base`. */
 async function serve(name: string, env: Record<string, string>, base: string) {
   const p = start(name, ['serve'], env);
-  await until(
-    () => `${p.out()}\n/health`,
-    async () => {
-      if (p.child.exitCode !== null) throw new Error(`${p.out()}\nexited early`);
-      return fetch(`${base}/health`).then((r) => (r.status === 200 ? true : undefined), () => undefined);
-    },
-    90_000,
-    100,
-  );
+  await waitForHealth(p, base);
   return p;
 }
 
@@ -286,7 +227,7 @@ describe.skipIf(dbKind !== 'pglite')('a notification due when the embedded serve
       100,
     );
     expect(failed).toMatchObject({ status: 'pending', task_id: s.taskId, last_status: null });
-    expect(await stop(s.server, 'SIGTERM'), s.server.out()).toEqual({ code: 0, signal: null });
+    expect(await stopProcess(s.server, 'SIGTERM'), s.server.out()).toEqual({ code: 0, signal: null });
 
     const service = await startPushService(undefined, pushPort);
     cleanups.push(() => service.close());
@@ -298,7 +239,7 @@ describe.skipIf(dbKind !== 'pglite')('a notification due when the embedded serve
     const entry = await until(() => 'the log to say sent', async () => (await s.log()).find((e) => e.status === 'sent'), 15_000, 100);
     expect(entry).toMatchObject({ task_id: s.taskId, last_status: 201 });
     expect(entry.attempts).toBeGreaterThanOrEqual(2);
-    expect(await stop(again, 'SIGTERM'), again.out()).toEqual({ code: 0, signal: null });
+    expect(await stopProcess(again, 'SIGTERM'), again.out()).toEqual({ code: 0, signal: null });
     expect(service.hits).toHaveLength(1);
   }, 240_000);
 
@@ -308,7 +249,7 @@ describe.skipIf(dbKind !== 'pglite')('a notification due when the embedded serve
     // A lease far longer than the test: only the restart (which hands back every lease) makes it due again.
     const s = await embeddedServer(Number(new URL(service.origin).port), { WEBHOOK_LEASE: '600s' });
     const [inFlight] = await service.waitFor(1, 30_000);
-    expect(await stop(s.server, 'SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await stopProcess(s.server, 'SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
     expect(await s.log().catch(() => 'unreachable')).toBe('unreachable');
 
     const again = await serve('serve #2', s.env, s.base);
@@ -317,7 +258,7 @@ describe.skipIf(dbKind !== 'pglite')('a notification due when the embedded serve
     expectDelivered(hit!, s, service);
     const entry = await until(() => 'the log to say sent', async () => (await s.log()).find((e) => e.status === 'sent'), 15_000, 100);
     expect(entry).toMatchObject({ task_id: s.taskId, last_status: 201, attempts: 1 });
-    expect(await stop(again, 'SIGTERM'), again.out()).toEqual({ code: 0, signal: null });
+    expect(await stopProcess(again, 'SIGTERM'), again.out()).toEqual({ code: 0, signal: null });
     expect(service.hits).toHaveLength(2);
   }, 240_000);
 });

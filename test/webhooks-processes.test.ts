@@ -8,12 +8,9 @@
  *   receiver sees the same webhook-id twice.
  * Real processes (`node --import tsx src/main.ts …`), a real local receiver, real ports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createApiKey } from '../src/core/keys/index.js';
@@ -26,56 +23,30 @@ import { openEmbeddedForCli } from '../src/db/embedded.js';
 import type { Database } from '../src/db/index.js';
 import { testConfig } from './helpers/app.js';
 import { createTestDatabase, dbKind } from './helpers/db.js';
+import { freePort, kill, running, sleep, startProcess, stopProcess, until, waitForHealth, type Proc } from './helpers/processes.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SECRET_KEY = 'processes-test-secret-key-of-at-least-32-chars';
 const cli = { kind: 'cli' } as const;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 /** Every process this file started, so afterAll can kill whatever is still running. */
 const procs: Proc[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
 
 afterAll(async () => {
-  for (const p of procs) {
-    if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill('SIGKILL');
-      await p.exited;
-    }
-  }
+  for (const p of procs) await kill(p);
   for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
 });
 
+/** Starts `task-inbox ARGS`; failure messages show its stdout and its stderr apart. */
 function start(name: string, args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', SECRET_KEY, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const p = { name, child, out: () => out, err: () => err, exited };
+  const p = startProcess(name, args, { SECRET_KEY, ...env }, { apart: true });
   procs.push(p);
   return p;
 }
-
-const running = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
-const describeProc = (p: Proc) => `${p.name} (pid ${p.child.pid})\nstdout: ${p.out()}\nstderr: ${p.err()}`;
 
 /** Runs one CLI command to its end. */
 async function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000) {
@@ -83,55 +54,10 @@ async function runCli(args: string[], env: Record<string, string>, timeoutMs = 6
   const exit = await Promise.race([p.exited, sleep(timeoutMs).then(() => 'timeout' as const)]);
   if (exit === 'timeout') {
     p.child.kill('SIGKILL');
-    throw new Error(`${describeProc(p)}\ndid not finish in ${timeoutMs} ms`);
+    throw new Error(`${p.out()}\ndid not finish in ${timeoutMs} ms`);
   }
-  expect(exit, describeProc(p)).toEqual({ code: 0, signal: null });
-  return p.out();
-}
-
-/** Sends `signal` and waits for the exit (fails after `ms`). */
-async function stop(p: Proc, signal: NodeJS.Signals, ms = 30_000) {
-  p.child.kill(signal);
-  const exit = await Promise.race([p.exited, sleep(ms).then(() => 'timeout' as const)]);
-  if (exit === 'timeout') throw new Error(`${describeProc(p)}\ndid not exit within ${ms} ms of ${signal}`);
-  return exit;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHealth(p: Proc, base: string, ms = 90_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (!running(p)) throw new Error(`${describeProc(p)}\nexited early (${p.child.exitCode ?? p.child.signalCode})`);
-    try {
-      if ((await fetch(`${base}/health`)).status === 200) return;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${describeProc(p)}\ndid not answer /health within ${ms} ms`);
-    await sleep(100);
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined (fails after `ms`, naming `what`). */
-async function until<T>(what: () => string, check: () => Promise<T | undefined> | T | undefined, ms: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await sleep(everyMs);
-  }
+  expect(exit, p.out()).toEqual({ code: 0, signal: null });
+  return p.stdout();
 }
 
 function schemaYaml(name: string, url: string, auth: 'head' | 'standard') {
@@ -202,7 +128,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded serve killed during an async deli
     // The receiver has the delivery (and keeps it hanging): kill -9 the server now.
     const [inFlight] = await receiver.waitFor(1, 20_000);
     const killedAt = Date.now();
-    expect(await stop(first, 'SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await stopProcess(first, 'SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
     receiver.setAnswer(() => ({ status: 200 }));
 
     const second = start('serve #2', ['serve'], env);
@@ -226,6 +152,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded serve killed during an async deli
         return body.deliveries[0]?.status === 'delivered' ? body.deliveries : undefined;
       },
       15_000,
+      100,
     );
     expect(delivered).toEqual([expect.objectContaining({ webhook_id: idOf(inFlight!), mode: 'async', status: 'delivered', attempts: 1 })]);
 
@@ -235,7 +162,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded serve killed during an async deli
     // Nothing else went out.
     expect(receiver.received).toHaveLength(2);
 
-    expect(await stop(second, 'SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(await stopProcess(second, 'SIGTERM')).toEqual({ code: 0, signal: null });
     console.info(
       `[webhooks-processes] SIGKILL test: ${Date.now() - t0} ms in all; first start healthy in ${firstStart} ms; after the kill: healthy again in ${healthyAt - killedAt} ms, redelivered in ${again!.at - killedAt} ms`,
     );
@@ -314,9 +241,9 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
     const env = { DATABASE_URL: url, WEBHOOK_LEASE: '300s' };
     const workers = [start('worker A', ['worker'], env), start('worker B', ['worker'], env)];
     const alive = () => {
-      for (const w of workers) if (!running(w)) throw new Error(`${describeProc(w)}\nexited early`);
+      for (const w of workers) if (!running(w)) throw new Error(`${w.out()}\nexited early`);
     };
-    await until(() => `a first request\n${workers.map(describeProc).join('\n')}`, () => (alive(), receiver.received.length > 0 ? true : undefined), 60_000, 20);
+    await until(() => `a first request\n${workers.map((w) => w.out()).join('\n')}`, () => (alive(), receiver.received.length > 0 ? true : undefined), 60_000, 20);
     // Wait for the other worker's batch, but open the gate well before the 15 s POST timeout of
     // the requests held (a timeout would be a failed attempt, and its retry a legitimate repeat).
     const firstAt = receiver.received[0]!.at;
@@ -328,13 +255,13 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
     expect(heldAtOnce).toBeLessThanOrEqual(2 * BATCH);
 
     await until(
-      () => `all ${N} delivered; the receiver got ${receiver.received.length}\n${workers.map(describeProc).join('\n')}`,
+      () => `all ${N} delivered; the receiver got ${receiver.received.length}\n${workers.map((w) => w.out()).join('\n')}`,
       async () => ((await countBy(database, 'delivered')) === N ? true : undefined),
       120_000,
       200,
     );
     const deliveredAt = Date.now();
-    for (const w of workers) expect(await stop(w, 'SIGTERM'), describeProc(w)).toEqual({ code: 0, signal: null });
+    for (const w of workers) expect(await stopProcess(w, 'SIGTERM'), w.out()).toEqual({ code: 0, signal: null });
 
     // Every event's webhook-id arrived, and none twice.
     const rows = await database.query<{ id: string; webhook_id: string; attempts: number; status: string; n_attempts: string }>(
@@ -397,9 +324,10 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
         return r.length === 1 && r[0]!.status === 'delivered' && Number(r[0]!.n_attempts) === 2 ? r : undefined;
       },
       15_000,
+      100,
     );
     expect(row).toMatchObject({ status: 'delivered', webhook_id: idOf(firstReq!) });
-    for (const w of workers) expect(await stop(w, 'SIGTERM'), describeProc(w)).toEqual({ code: 0, signal: null });
+    for (const w of workers) expect(await stopProcess(w, 'SIGTERM'), w.out()).toEqual({ code: 0, signal: null });
     // Nothing else went out after the slow attempt was answered.
     expect(receiver.received).toHaveLength(2);
     console.info(`[webhooks-processes] lease expiry: second request ${secondReq!.at - firstReq!.at} ms after the first, ${Date.now() - t0} ms in all`);
@@ -452,11 +380,12 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
         return Number(r.n_attempts) === 3 ? r : undefined;
       },
       20_000,
+      100,
     );
     await sleep(300);
     expect(row.codes).toEqual([500, 200, 500]);
     expect(await rowNow(), 'the outcome of the worker holding the lease stands').toMatchObject({ status: 'delivered', last_status: 200 });
-    for (const w of workers) expect(await stop(w, 'SIGTERM'), describeProc(w)).toEqual({ code: 0, signal: null });
+    for (const w of workers) expect(await stopProcess(w, 'SIGTERM'), w.out()).toEqual({ code: 0, signal: null });
     expect(receiver.received).toHaveLength(3);
     console.info(`[webhooks-processes] stale worker: ${Date.now() - t0} ms in all`);
   }, 90_000);

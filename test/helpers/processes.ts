@@ -13,26 +13,41 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface Proc {
   name: string;
   child: ChildProcess;
-  /** What the process wrote to stdout and stderr so far, headed by its name and pid. */
+  /**
+   * What the process wrote so far, headed by its name and pid, for failure messages: stdout and
+   * stderr as they came, or (started with `apart`) stdout and then stderr.
+   */
   out: () => string;
+  /** What it wrote to stdout alone, and to stderr alone. */
+  stdout: () => string;
+  stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export const running = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
 
-/** Starts `task-inbox ARGS` with `env` over the test process's own environment. */
-export function startProcess(name: string, args: string[], env: Record<string, string>, stdin?: string): Proc {
+/** Starts `task-inbox ARGS` with `env` over the test process's own environment; `stdin` is written to it. */
+export function startProcess(name: string, args: string[], env: Record<string, string>, { stdin, apart = false }: { stdin?: string; apart?: boolean } = {}): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...env },
     stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (stdin !== undefined) child.stdin!.end(stdin);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  let both = '';
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => {
+    both += d;
+    stdout += d;
+  });
+  child.stderr!.on('data', (d) => {
+    both += d;
+    stderr += d;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { name, child, out: () => `${name} (pid ${child.pid}):\n${out}`, exited };
+  const out = apart ? () => `${name} (pid ${child.pid})\nstdout: ${stdout}\nstderr: ${stderr}` : () => `${name} (pid ${child.pid}):\n${both}`;
+  return { name, child, out, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Kills a process still running and waits for it to be gone. */
