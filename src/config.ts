@@ -64,7 +64,7 @@ export const configVariables = [
   ['TRUST_PROXY', 'false', 'Honour `X-Forwarded-*` headers: `true`, a hop count, or comma-separated proxy addresses/CIDRs.'],
   ['LOG_LEVEL', 'info', 'One of fatal, error, warn, info, debug, trace, silent.'],
   ['LOG_FORMAT', 'auto', '`pretty`, `json`, or `auto` (pretty when stdout is a terminal).'],
-  ['SECRET_KEY', '(generated)', 'At least 32 characters; encrypts webhook keys at rest. Required with `DATABASE_URL`; in embedded mode a random one is generated in the data folder (mode 0600).'],
+  ['SECRET_KEY', '(generated)', 'At least 32 characters; encrypts webhook keys, the VAPID private key, push subscriptions and notification settings at rest, and signs one-tap links. Required with `DATABASE_URL`; in embedded mode a random one is generated in the data folder (mode 0600).'],
   ['WEBHOOK_TIMEOUT', '10s', 'How long a sync webhook may take before the state change is refused (e.g. `10s`, `2500ms`).'],
   ['WEBHOOK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h', 'Delays before each retry of an async delivery (±20 % jitter); after the last, the delivery is dead.'],
   ['WEBHOOK_ROTATION_GRACE', '24h', 'After `webhook-key rotate`, how long the old key still signs beside the new one.'],

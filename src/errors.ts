@@ -39,7 +39,7 @@ export const errorCatalogue = {
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
-/** The problem `type` URI of a code; stable, documented in docs/errors.md. */
+/** The problem `type` URI of a code; stable, documented in docs/api.md (errors). */
 export const problemType = (code: ErrorCode): string => `urn:task-inbox:problem:${code}`;
 
 /** An expected failure with a code from the catalogue and a detail that tells the caller how to fix it. */

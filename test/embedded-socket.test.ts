@@ -44,6 +44,18 @@ describe.skipIf(dbKind !== 'pglite')('PGlite over a local socket', () => {
     await c.end();
   });
 
+  test("a client's session settings (pg_dump empties search_path) do not change how the server's queries run", async () => {
+    const c = client();
+    await c.connect();
+    await c.query("SELECT pg_catalog.set_config('search_path', '', false)");
+    await c.query('SET statement_timeout = 1');
+    // Unqualified, as the server's own queries are; with the client's search_path this would fail.
+    const r = await pglite.query<{ n: number }>('SELECT count(*)::int AS n FROM t');
+    expect(r.rows[0]!.n).toBeGreaterThanOrEqual(0);
+    expect((await pglite.query<{ s: string }>("SELECT current_setting('statement_timeout') AS s")).rows[0]!.s).toBe('0');
+    await c.end();
+  });
+
   test('an idle client connection does not hold up the server', async () => {
     const c = client();
     await c.connect();

@@ -157,6 +157,9 @@ export function registerServeCommands(program: Command, io: CliIo) {
         io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
         await untilStopSignal(io);
         await worker.stop(config.shutdownTimeoutMs);
+        // Deliveries still running were handed back; their requests need not hold the process.
+        webhooks.abortInFlight();
+        notifications.senders.abortInFlight();
         notifications.close();
       } finally {
         await database.close();

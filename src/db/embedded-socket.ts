@@ -10,6 +10,7 @@ import net from 'node:net';
  * transaction open — and the server's own queries (and other clients) wait meanwhile. Nobody can
  * run inside someone else's transaction or between the steps of their extended-protocol query;
  * an idle connection holds nothing, and further connections queue instead of being refused.
+ * Session settings are reset after each unit, so every unit runs with the server's settings.
  */
 
 interface PgliteLocks {
@@ -157,6 +158,9 @@ async function serveConnection(pglite: PGlite, socket: net.Socket): Promise<void
         }),
       );
       if (endsUnit && !pglite.isInTransaction()) {
+        // Settings belong to the one session everybody shares: what a client SET (pg_dump empties
+        // search_path) must not change how the server's own queries run.
+        await pglite.runExclusive(() => pglite.execProtocolRawStream(simpleQuery('RESET ALL'), { onRawData: () => {} }));
         release!();
         release = undefined;
         // A notification committed by this client went to its socket only; tell the server's listeners too.
