@@ -1,9 +1,10 @@
 /*
- * The embedded database's background lane: the workers' statements give way to requests' ones and
- * let the event loop run between them (src/db/background-lane.ts). On PostgreSQL the background
- * handle is the same pool, and nothing here applies.
+ * Background statements (the workers'), src/db/background-lane.ts: on the embedded database they
+ * give way to requests' statements and let the event loop run between them; on PostgreSQL they
+ * use at most half the pool, so requests always find a connection.
  */
 import { sql } from 'drizzle-orm';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Database } from '../src/db/index.js';
 import { createTestDatabase, dbKind } from './helpers/db.js';
@@ -38,5 +39,40 @@ describe.skipIf(dbKind !== 'pglite')('background statements on the embedded data
     const n = await database.background.transaction(async (tx) => ((await tx.execute(sql`SELECT 41 + 1 AS n`)) as unknown as { rows: unknown[] }).rows[0]);
     expect(n).toEqual({ n: 42 });
     await expect(database.background.execute(sql`SELECT 'still' AS s`)).resolves.toMatchObject({ rows: [{ s: 'still' }] });
+  });
+});
+
+describe.skipIf(dbKind !== 'postgres')('background statements on PostgreSQL', () => {
+  test('use at most half the pool at once (transactions included); a request meanwhile gets a connection at once', async () => {
+    const { database, url } = await createTestDatabase({ poolSize: 4 });
+    // Watched from a connection of its own, outside the pool.
+    const watcher = new pg.Client({ connectionString: url });
+    await watcher.connect();
+    try {
+      const tag = `bg-${Date.now()}`;
+      const sleepers = [
+        ...Array.from({ length: 6 }, () => database.background.execute(sql.raw(`SELECT pg_sleep(0.5), '${tag}'`))),
+        ...Array.from({ length: 2 }, () => database.background.transaction((tx) => tx.execute(sql.raw(`SELECT pg_sleep(0.5), '${tag}'`)))),
+      ];
+      let most = 0;
+      const sampling = (async () => {
+        for (let i = 0; i < 12; i++) {
+          const { rows } = await watcher.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`, [`SELECT pg_sleep(0.5), '${tag}'%`]);
+          most = Math.max(most, Number(rows[0]!.n));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = performance.now();
+      await database.db.execute(sql`SELECT 1`);
+      const requestMs = performance.now() - t0;
+      await Promise.all([...sleepers, sampling]);
+      expect(most).toBe(2);
+      // The request did not wait for a sleeper to finish (each takes 500 ms).
+      expect(requestMs).toBeLessThan(300);
+    } finally {
+      await watcher.end();
+      await database.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
+import type pg from 'pg';
 
 /** The longest a background statement waits for requests' statements to finish before it runs anyway. */
 const MAX_WAIT_MS = 20;
@@ -62,6 +63,72 @@ function proxyClient(client: PGlite, around: Around): PGlite {
       if (typeof value !== 'function') return value;
       const method = (value as (...args: unknown[]) => unknown).bind(target);
       if (prop === 'query' || prop === 'exec' || prop === 'transaction') return (...args: unknown[]) => around(() => method(...args) as Promise<unknown>);
+      return method;
+    },
+  });
+}
+
+/**
+ * The same pool for background work, with at most `limit` of its connections in use by it at
+ * once: a burst of worker statements (sixty deliveries recording their outcomes together) would
+ * otherwise take every connection and queue the requests behind it.
+ */
+export function limitedPool(pool: pg.Pool, limit: number): pg.Pool {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = async () => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+  };
+  // A waiter inherits the slot; only when nobody waits does the count drop.
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+  return new Proxy(pool, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      if (prop === 'query') {
+        return async (...args: unknown[]) => {
+          await acquire();
+          try {
+            return await (method(...args) as Promise<unknown>);
+          } finally {
+            release();
+          }
+        };
+      }
+      if (prop === 'connect') {
+        return async () => {
+          await acquire();
+          let client: pg.PoolClient;
+          try {
+            client = await target.connect();
+          } catch (err) {
+            release();
+            throw err;
+          }
+          let released = false;
+          return new Proxy(client, {
+            get(c, p) {
+              const v: unknown = Reflect.get(c, p, c);
+              if (p === 'release') {
+                return (err?: Error | boolean) => {
+                  if (!released) {
+                    released = true;
+                    release();
+                  }
+                  return c.release(err);
+                };
+              }
+              return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
+            },
+          });
+        };
+      }
       return method;
     },
   });

@@ -19,7 +19,7 @@ export interface Database {
   /**
    * The same database for background work (webhook and notification workers). On the embedded
    * database its statements give way to those of requests (see BackgroundLane); on PostgreSQL it
-   * is `db`.
+   * uses at most half the pool's connections (see limitedPool).
    */
   readonly background: Db;
   /** The in-process embedded instance (absent when reached over a socket or on PostgreSQL). */

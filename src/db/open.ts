@@ -4,7 +4,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import * as tables from './tables.js';
 import type { Database, Db } from './database.js';
-import { BackgroundLane } from './background-lane.js';
+import { BackgroundLane, limitedPool } from './background-lane.js';
 
 // Keep bigint ids (history ids, task seq) as JS numbers from node-postgres, like PGlite does:
 // they stay far below 2^53.
@@ -45,8 +45,8 @@ export function openPostgres(opts: PostgresOptions): Database {
   return {
     kind: 'postgres',
     db,
-    // PostgreSQL runs statements side by side in its own processes: the workers need no lane of their own.
-    background: db,
+    // The workers may use half the pool at most, so that requests always find a connection.
+    background: drizzlePg({ client: limitedPool(pool, Math.max(1, Math.floor(opts.poolSize / 2))), schema: tables }) as unknown as Db,
     pool,
     async query(text, params) {
       const res = await pool.query(text, params as unknown[]);

@@ -64,6 +64,9 @@ export function startDeliveryWorker<T>(
                 if (concurrency - inFlight.size >= refillAt || inFlight.size === 0) poke();
               });
             inFlight.set(p, row);
+            // Each delivery starts with synchronous work (signing, encrypting a push message):
+            // starting the next in a later turn of the event loop lets requests in between.
+            await new Promise<void>((resolve) => setImmediate(resolve));
           }
         } catch (err) {
           opts.log?.error({ err }, `${name}: claiming failed; retrying`);

@@ -32,11 +32,12 @@ export interface NotificationBatch {
 }
 
 /**
- * New tasks fanned out per statement. Small: with many devices a task makes many rows, and on the
- * embedded database a statement holds the event loop, and so every request, while it runs
- * (100 devices: about 200 rows). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
+ * New tasks fanned out per statement: one. With many devices a task makes many rows, and on the
+ * embedded database a statement holds the event loop, and so every request, while it runs (100
+ * devices: 100 rows, a few ms; two tasks per statement measurably lengthened the POST tail in
+ * bench/notify-push.ts). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
  */
-const EVENTS_PER_FAN_OUT = 2;
+const EVENTS_PER_FAN_OUT = 1;
 const LINK_PURPOSE = 'action-link';
 /** How long one claim may spend fanning out before it claims due messages. */
 const FAN_OUT_BUDGET_MS = 1000;
