@@ -18,7 +18,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { adminPgUrl, parseArgs, postgresVersion, repoRoot, round, say, table, type ScenarioResult } from './lib.js';
+import { adminPgUrl, parseArgs, postgresVersion, repoRoot, round, say, serveCommand, table, type ScenarioResult } from './lib.js';
 
 interface Scenario {
   name: string;
@@ -266,6 +266,7 @@ async function main() {
   if (pgIndex >= 0 && process.argv[pgIndex + 1]) process.env.DATABASE_URL = process.argv[pgIndex + 1];
   const info = await machine();
   say(`Benchmarks${QUICK ? ' (quick)' : ''} on ${String(info.cpu)} × ${String(info.cpus)}, ${String(info.memoryGb)} GB, Node ${process.version}, ${String(info.postgres)}`);
+  if (serveCommand().via.includes('tsx')) say('dist/ is missing or older than src/: the servers run from the sources through tsx, which starts slower. Run `npm run build` first for figures of record.');
   if (info.postgres === 'not reachable') say(`PostgreSQL at ${adminPgUrl().replace(/\/\/[^@]*@/, '//…@')} is not reachable: the scenarios that need it will fail. Set DATABASE_URL or --pg.`);
 
   const outcomes: Outcome[] = [];
