@@ -5,7 +5,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +13,18 @@ import { summarise, type LatencySummary } from './lib-db.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The built CLI when `npm install` has built it, otherwise the sources through tsx. */
+/**
+ * The built CLI when `npm install` has built it and no source file changed since, otherwise the
+ * sources through tsx (a stale dist/ would measure yesterday's code).
+ */
 export function serverEntry(): { args: string[]; label: string } {
-  if (existsSync(path.join(root, 'dist/src/main.js'))) return { args: [path.join(root, 'bin/task-inbox.js')], label: 'node bin/task-inbox.js (dist)' };
+  const built = path.join(root, 'dist/src/main.js');
+  if (existsSync(built)) {
+    const builtAt = statSync(built).mtimeMs;
+    const src = path.join(root, 'src');
+    const changed = readdirSync(src, { recursive: true }).some((f) => String(f).endsWith('.ts') && statSync(path.join(src, String(f))).mtimeMs > builtAt);
+    if (!changed) return { args: [path.join(root, 'bin/task-inbox.js')], label: 'node bin/task-inbox.js (dist)' };
+  }
   return { args: ['--import', 'tsx', path.join(root, 'src/main.ts')], label: 'node --import tsx src/main.ts' };
 }
 
@@ -76,12 +85,12 @@ export async function startServer(env: Record<string, string>, opts: { profile?:
     async stop() {
       await stopChild(child, exited);
       if (!profileDir) return undefined;
-      try {
-        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-        return file ? summariseCpuProfile(path.join(profileDir, file)) : 'no profile was written';
-      } finally {
-        rmSync(profileDir, { recursive: true, force: true });
-      }
+      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      const summary = file ? summariseCpuProfile(path.join(profileDir, file)) : 'no profile was written';
+      // Kept for a closer look (e.g. in Chrome's DevTools) when the caller asks.
+      if (process.env.BENCH_KEEP_PROFILE && file) process.stderr.write(`profile kept: ${path.join(profileDir, file)}\n`);
+      else rmSync(profileDir, { recursive: true, force: true });
+      return summary;
     },
   };
 }
@@ -118,6 +127,7 @@ export async function runLoad(opts: {
   const latencies: number[] = [];
   let bad = 0;
   const started = performance.now();
+  let lastAnswer = started;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -135,9 +145,11 @@ export async function runLoad(opts: {
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
       if (statusCode !== (opts.expectStatus ?? 200)) bad++;
       latencies.push(responseTime);
+      lastAnswer = performance.now();
     });
   });
-  const seconds = opts.amount !== undefined ? (performance.now() - started) / 1000 : (opts.seconds ?? 10);
+  // With `amount`, autocannon reports the end only at its next one-second tick: count to the last answer.
+  const seconds = opts.amount !== undefined ? (lastAnswer - started) / 1000 : (opts.seconds ?? 10);
   return { ...summarise(latencies), rps: latencies.length / seconds, bad: bad + result.errors + result.timeouts };
 }
 

@@ -16,17 +16,18 @@
  * (authenticateApiKey, then createTask) once in this process with node-postgres' query
  * recorded. They are, in order:
  *   1. SELECT … FROM api_keys WHERE key_hash = $1                    (the api-key auth hook)
- *   2. UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND …  (at most once a minute; else 0 rows)
- *   3. SELECT … FROM (latest schema version) JOIN task_types …       (the type lookup)
- *   4. begin
- *   5. INSERT INTO tasks … RETURNING …
- *   6. INSERT INTO task_history … RETURNING …
- *   7. SELECT pg_notify($1, $2)                                      (live updates, sent at commit)
- *   8. INSERT INTO notification_events …                             (the notification outbox)
- *   9. commit
- * Statements 1–3 run outside the transaction, each on whichever pooled connection is free, as the
+ *   2. SELECT … FROM (latest schema version) JOIN task_types …       (the type lookup)
+ *   3. begin
+ *   4. INSERT INTO tasks … RETURNING …
+ *   5. INSERT INTO task_history … RETURNING …
+ *   6. SELECT pg_notify($1, $2)                                      (live updates, sent at commit)
+ *   7. INSERT INTO notification_events …                             (the notification outbox)
+ *   8. commit
+ * (The key's last-use stamp, an UPDATE of api_keys, runs at most once a minute per key and
+ * process; the recorded POST is the second one, as in the steady state, so it is not among them.)
+ * Statements 1–2 run outside the transaction, each on whichever pooled connection is free, as the
  * server runs them. pgbench sends them with `-M extended` (unnamed statements with parameters,
- * as node-postgres does); the new task's id returned by 5 is taken with \gset for 6 and 8. The
+ * as node-postgres does); the new task's id returned by 4 is taken with \gset for 5 and 7. The
  * pg_notify payload (JSON naming the task) is the recorded one, of the same length.
  *
  * The server keeps running (idle) while pgbench runs: its LISTEN connection hears pgbench's
@@ -93,6 +94,20 @@ async function prepare(database: Database) {
 }
 
 const log = (s = '') => process.stderr.write(`${s}\n`);
+
+/**
+ * What `--profile` (node --cpu-prof on the server) showed in the development runs of 2026-11-30
+ * on the 2-core machine, shared with other benchmarks; run with --profile for a fresh one.
+ */
+const PROFILE_NOTES = [
+  'PostgreSQL: the server process used about 1.6-2.3 ms of CPU per POST; pgbench plus PostgreSQL about 2.1-3 ms per transaction, with 2 cores for all of it.',
+  'Of the server busy time: ~37 % in writev to the PostgreSQL sockets (8 statements per POST, each a round trip: the system call that wakes the backend is expensive on this VM),',
+  '~15 % pg-protocol parsing answers, ~10 % drizzle building SQL text per query (entity.is, buildQueryFromSourceParams), the rest Fastify/HTTP and zod.',
+  'Embedded: ~64 % of the server busy time is PGlite itself (wasm and its protocol JS), ~11 % drizzle, ~5 % Fastify/HTTP; the server used 5-7 ms CPU per POST',
+  'against 2.4 ms per POST for the same statements on PGlite in-process.',
+  'The server, its load generator and PostgreSQL share 2 cores, so the server CPU per request lowers the ceiling: on this machine the PostgreSQL ratio cannot',
+  'approach 0.85x unless the server needs well under 0.5 ms CPU per POST.',
+].join('\n');
 
 interface Pair {
   clients: number;
@@ -340,7 +355,7 @@ function printCpu(pairs: Pair[], anchorLabel: string) {
 async function main() {
   log(`POST /api/v1/tasks/: ${SECONDS} s per run after ${WARM} s of warm-up, WORKER=${WORKER}, server: ${serverEntry().label}${PROFILE ? ', with --cpu-prof' : ''}`);
   const targets: TargetResult[] = [];
-  const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serverEntry().label, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE };
+  const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serverEntry().label, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE, profile: PROFILE_NOTES };
   let failed = false;
   try {
     const pgRun = await postgresPart();
