@@ -68,8 +68,26 @@ export async function authenticateApiKey(database: Database, header: string | un
     if (!row && !(await repo.anyApiKeyExists(database.db))) throw noKeysYet();
     throw new AppError('api-key-invalid', row ? 'This API key was revoked. Create a new one with: task-inbox api_key' : 'This API key is not known to the server. Check for a typo, or create one with: task-inbox api_key');
   }
-  await repo.touchApiKey(database.db, row.id);
+  if (touchDue(database, row.id)) await repo.touchApiKey(database.db, row.id);
   return { kind: 'api-key', id: row.id, name: row.name, schemaName: row.schemaName };
+}
+
+/** How often this process stamps a key's use; the stamp's own condition also keeps to once a minute. */
+const TOUCH_INTERVAL_MS = 60_000;
+const touchedAt = new WeakMap<Database, Map<string, number>>();
+
+/**
+ * Whether this process should stamp the key's last use now. Within a minute of its previous stamp
+ * the UPDATE would change no row, so a busy key skips the statement (and its round trip).
+ */
+function touchDue(database: Database, id: string): boolean {
+  let seen = touchedAt.get(database);
+  if (!seen) touchedAt.set(database, (seen = new Map()));
+  const now = Date.now();
+  const last = seen.get(id);
+  if (last !== undefined && now - last < TOUCH_INTERVAL_MS) return false;
+  seen.set(id, now);
+  return true;
 }
 
 const noKeysYet = () =>
