@@ -35,38 +35,8 @@ export function numberOption(args: string[], name: string, fallback: number): nu
   return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
 }
 
-export interface FreshDatabase {
-  name: string;
-  url: string;
-  drop(): Promise<void>;
-}
-
-/** Creates an empty database with a random name on the server of `adminUrl`; `drop` removes it (connections and all). */
-export async function createFreshDatabase(adminUrl: string, prefix = 'ti_bench'): Promise<FreshDatabase> {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    async drop() {
-      const again = new pg.Client({ connectionString: adminUrl });
-      await again.connect();
-      try {
-        await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await again.end();
-      }
-    },
-  };
-}
+// Fresh databases are made by the harness's shared helper.
+export { createFreshDatabase, type FreshDatabase } from './lib.js';
 
 /** One statement as the driver sent it. */
 export interface CapturedStatement {

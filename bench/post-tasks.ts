@@ -146,11 +146,7 @@ async function postgresPart(): Promise<{ pairs: Pair[]; statements: string[]; sc
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
-        const load = { url: `${server.origin}/api/v1/tasks/`, connections: clients, method: 'POST' as const, headers: { 'api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(BODY) };
-        await runLoad({ ...load, seconds: WARM });
-        const m0 = cpuMark(server.pid);
-        const http = await runLoad({ ...load, seconds: SECONDS });
-        const m1 = cpuMark(server.pid);
+        const { http, m0, m1 } = await loadServer(server, key, clients);
         const anchor = await runPgbench({ url: fresh.url, script, defines, clients, seconds: SECONDS, warmSeconds: WARM });
         const m2 = cpuMark(server.pid);
         if (anchor.failed > 0) log(`pgbench: ${anchor.failed} transactions failed`);
@@ -190,6 +186,16 @@ function pgliteRunner(client: PGlite, statements: CapturedStatement[], recordedT
     });
     for (const s of after) await client.query(s.text, bind(s.values, taskId));
   };
+}
+
+/** POSTs to the server from `clients` connections: a warm-up, then the measured run, with the server's CPU before and after. */
+async function loadServer(server: { origin: string; pid: number }, key: string, clients: number) {
+  const load = { url: `${server.origin}/api/v1/tasks/`, connections: clients, method: 'POST' as const, headers: { 'api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(BODY) };
+  await runLoad({ ...load, seconds: WARM });
+  const m0 = cpuMark(server.pid);
+  const http = await runLoad({ ...load, seconds: SECONDS });
+  const m1 = cpuMark(server.pid);
+  return { http, m0, m1 };
 }
 
 /** `callers` concurrent loops of `run` for `seconds`; latency of each whole POST's statements. */
@@ -239,11 +245,7 @@ async function embeddedPart(): Promise<{ pairs: Pair[]; profile?: string }> {
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
-        const load = { url: `${server.origin}/api/v1/tasks/`, connections: clients, method: 'POST' as const, headers: { 'api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(BODY) };
-        await runLoad({ ...load, seconds: WARM });
-        const m0 = cpuMark(server.pid);
-        const http = await runLoad({ ...load, seconds: SECONDS });
-        const m1 = cpuMark(server.pid);
+        const { http, m0, m1 } = await loadServer(server, key, clients);
         await runInProcess(run, clients, WARM);
         const m2 = cpuMark(server.pid);
         const anchor = await runInProcess(run, clients, SECONDS);
