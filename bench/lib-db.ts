@@ -4,11 +4,11 @@
  * anchor that runs those statements, percentiles and the RESULT line.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { percentile, printResult as printScenarioResult, type Target } from './lib.js';
 
 /** Command-line options every scenario understands: `--pg URL` and `--quick`. */
 export interface BenchOptions {
@@ -36,7 +36,7 @@ export function numberOption(args: string[], name: string, fallback: number): nu
 }
 
 // Fresh databases are made by the harness's shared helper.
-export { createFreshDatabase, type FreshDatabase } from './lib.js';
+export { createFreshDatabase, percentile, type FreshDatabase } from './lib.js';
 
 /** One statement as the driver sent it. */
 export interface CapturedStatement {
@@ -115,10 +115,6 @@ export interface LatencySummary {
   p99: number;
   max: number;
 }
-
-/** The nearest-rank percentile of an ascending array. */
-export const percentile = (sorted: number[], p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 
 export function summarise(latenciesMs: number[]): LatencySummary {
   const sorted = [...latenciesMs].sort((a, b) => a - b);
@@ -201,20 +197,12 @@ export async function runPgbench(opts: {
 }
 
 /** One target of the RESULT line. */
-export interface TargetResult {
-  name: string;
-  measured: number;
-  unit: 'req/s' | 'ms' | 'x';
-  anchor: number | null;
-  anchorLabel: string;
-  ratio: number | null;
-  target: string;
-  met: boolean;
-}
+/** A target in the RESULT line: the harness's one format. */
+export type TargetResult = Target;
 
 /** The last line of stdout, read by the orchestrator. */
 export function printResult(scenario: string, targets: TargetResult[], details: Record<string, unknown>) {
-  process.stdout.write(`RESULT ${JSON.stringify({ scenario, targets, details })}\n`);
+  printScenarioResult({ scenario, targets, details });
 }
 
 /** Rounds for display and JSON. */
