@@ -145,13 +145,15 @@ export async function runPgbench(opts: {
   warmSeconds: number;
   /** Total transactions instead of a duration (`-t` per client); no warm-up window then. */
   transactionsPerClient?: number;
+  /** pgbench's query mode: `extended` (unnamed statements, as drizzle sends them) or `prepared` (named, as the server's hot paths run). */
+  mode?: 'extended' | 'prepared';
 }): Promise<PgbenchRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ti-pgbench-'));
   try {
     const scriptFile = path.join(dir, 'script.sql');
     writeFileSync(scriptFile, opts.script);
     const threads = Math.min(opts.threads ?? 2, opts.clients);
-    const args = ['-n', '-M', 'extended', '-f', scriptFile, '-c', String(opts.clients), '-j', String(threads), '--log', `--log-prefix=${path.join(dir, 'tx')}`];
+    const args = ['-n', '-M', opts.mode ?? 'extended', '-f', scriptFile, '-c', String(opts.clients), '-j', String(threads), '--log', `--log-prefix=${path.join(dir, 'tx')}`];
     if (opts.transactionsPerClient !== undefined) args.push('-t', String(opts.transactionsPerClient));
     else args.push('-T', String(opts.warmSeconds + opts.seconds));
     for (const d of opts.defines ?? []) args.push('-D', d);

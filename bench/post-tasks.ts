@@ -2,38 +2,40 @@
  * POST /api/v1/tasks/ against the database alone (issue 9).
  *
  * PostgreSQL: `serve` runs as its own process on a fresh database; autocannon posts tasks with 8
- * and then 32 connections; beside each run, pgbench runs the statements the server runs for one
- * POST (captured from the real code, see below) with as many clients. Target: at least 0.85× the
- * transactions per second of pgbench, p99 at most 2× pgbench's.
+ * and then 32 connections; beside each run, pgbench runs the issue's transaction for one POST with
+ * as many clients. Target: at least 0.85× the transactions per second of pgbench, p99 at most 2×
+ * pgbench's.
  *
  * Embedded: `serve` on a fresh data folder, against a copy of that folder opened in this process
- * with PGlite, where as many concurrent callers run the same statements (PGlite serialises them).
+ * with PGlite, where as many concurrent callers run the same transaction (PGlite serialises them).
  * Target: at least 0.8× its throughput.
  *
  *   npx tsx bench/post-tasks.ts [--pg URL] [--quick] [--seconds 10] [--warm 2] [--worker on|off] [--profile]
  *
- * The statements of one POST are recorded by running the route's own two calls
- * (authenticateApiKey, then createTask) once in this process with node-postgres' query
- * recorded. They are, in order:
- *   1. SELECT … FROM api_keys WHERE key_hash = $1                    (the api-key auth hook)
- *   2. SELECT … FROM (latest schema version) JOIN task_types …       (the type lookup)
- *   3. begin
- *   4. INSERT INTO tasks … RETURNING …
- *   5. INSERT INTO task_history … RETURNING …
- *   6. SELECT pg_notify($1, $2)                                      (live updates, sent at commit)
- *   7. INSERT INTO notification_events …                             (the notification outbox)
- *   8. commit
- * (The key's last-use stamp, an UPDATE of api_keys, runs at most once a minute per key and
- * process; the recorded POST is the second one, as in the steady state, so it is not among them.)
- * Statements 1–2 run outside the transaction, each on whichever pooled connection is free, as the
- * server runs them. pgbench sends them with `-M extended` (unnamed statements with parameters,
- * as node-postgres does); the new task's id returned by 4 is taken with \gset for 5 and 7. The
- * pg_notify payload (JSON naming the task) is the recorded one, of the same length.
+ * The anchor ("the issue's transaction") is the work of one POST as the issue names it — key
+ * lookup, type lookup, task insert, history insert — one statement per step, with the two more
+ * the server does for every task (its live-update notification and its notification outbox row):
+ *   1. SELECT … FROM api_keys WHERE key_hash = $1
+ *   2. SELECT … FROM task_types JOIN (the schema's latest version) …
+ *   3. BEGIN
+ *   4. INSERT INTO tasks … RETURNING …                 (the id taken with \gset)
+ *   5. INSERT INTO task_history …
+ *   6. SELECT pg_notify($1, $2)
+ *   7. INSERT INTO notification_events …
+ *   8. COMMIT
+ * pgbench sends them as prepared statements (`-M prepared`), its fastest mode.
  *
- * The server keeps running (idle) while pgbench runs: its LISTEN connection hears pgbench's
+ * The server does the same work in two round trips (src/core/tasks/tasks.repo.ts): the key lookup,
+ * then one statement that looks up the type and inserts the task, its history entry and its outbox
+ * row and sends the notification. Those two statements, recorded from the route's own calls, are
+ * run by pgbench (and by PGlite in-process) as well and shown beside, as "the server's statements":
+ * the database's limit for the server's own way of doing it. (The key's last-use stamp, an UPDATE,
+ * runs at most once a minute per key and process; the recorded POST is a later one.)
+ *
+ * The server keeps running (idle) while the anchors run: its LISTEN connection hears their
  * notifications too, and with WORKER on (the default, as `serve` runs) its notification worker
- * fans out pgbench's notification events as it does the server's own, so both sides carry the
- * same background work. `--worker off` measures the request path alone.
+ * fans out their notification events as it does the server's own, so both sides carry the same
+ * background work. `--worker off` measures the request path alone.
  */
 import { PGlite } from '@electric-sql/pglite';
 import { randomBytes } from 'node:crypto';
@@ -41,7 +43,8 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config.js';
-import { authenticateApiKey, createApiKey } from '../src/core/keys/index.js';
+import { authenticateApiKey, createApiKey, hashApiKey } from '../src/core/keys/index.js';
+import { TASK_EVENTS_CHANNEL } from '../src/core/events/task-events.js';
 import { installSchema } from '../src/core/schemas/index.js';
 import { createTask } from '../src/core/tasks/index.js';
 import { migrate, openDatabase, wrapPglite, type Database } from '../src/db/index.js';
@@ -85,12 +88,40 @@ const BODY = { schema_name: 'bench', task: 'review', state: 'open', meta: { titl
 async function prepare(database: Database) {
   await migrate(database);
   await installSchema(database, SCHEMA);
-  const { key } = await createApiKey(database, { name: 'bench' });
+  const { key, id: apiKeyId } = await createApiKey(database, { name: 'bench' });
   const post = async () => {
     const principal = await authenticateApiKey(database, key);
     return createTask(database, principal, BODY);
   };
-  return { key, post };
+  const [type] = await database.query<{ id: number; schema_id: number }>(
+    "SELECT t.id, v.schema_id FROM task_types t JOIN schema_versions v ON v.id = t.version_id WHERE t.name = 'review'",
+  );
+  return { key, post, transaction: issueTransaction({ keyHash: hashApiKey(key), apiKeyId, ttypeId: type!.id, schemaId: type!.schema_id }) };
+}
+
+/** Stands for the new task's id in the anchor's statements: pgbench takes it with \gset, PGlite from the insert's answer. */
+const NEW_TASK_ID = '00000000-0000-4000-8000-000000000000';
+
+/** The issue's transaction for one POST, one statement per step (see the header). */
+function issueTransaction(ids: { keyHash: string; apiKeyId: string; ttypeId: number; schemaId: number }): CapturedStatement[] {
+  const meta = JSON.stringify(BODY.meta);
+  const event = JSON.stringify({ kind: 'created', id: NEW_TASK_ID, schema: BODY.schema_name, state: BODY.state, resolved: false });
+  return [
+    { text: 'SELECT id, name, schema_name, revoked_at FROM api_keys WHERE key_hash = $1', values: [ids.keyHash] },
+    {
+      text: 'SELECT t.id, t.name, t.pending_states, t.resolved_states, l.schema_id FROM (SELECT v.id, v.schema_id FROM schema_versions v JOIN task_schemas s ON s.id = v.schema_id WHERE s.name = $1 ORDER BY v.version DESC LIMIT 1) l JOIN task_types t ON t.version_id = l.id AND t.name = $2',
+      values: [BODY.schema_name, BODY.task],
+    },
+    { text: 'begin', values: [] },
+    {
+      text: 'INSERT INTO tasks (ttype_id, schema_id, state, resolved, meta) VALUES ($1, $2, $3, false, $4) RETURNING id, created, updated, ttype_id, schema_id, state, resolved, user_id, meta, cancelled_at, cancel_reason',
+      values: [ids.ttypeId, ids.schemaId, BODY.state, meta],
+    },
+    { text: "INSERT INTO task_history (task_id, state, resolved, api_key_id, update_meta, event) VALUES ($1, $2, false, $3, $4, 'created')", values: [NEW_TASK_ID, BODY.state, ids.apiKeyId, meta] },
+    { text: 'SELECT pg_notify($1, $2)', values: [TASK_EVENTS_CHANNEL, event] },
+    { text: 'INSERT INTO notification_events (task_id) VALUES ($1)', values: [NEW_TASK_ID] },
+    { text: 'commit', values: [] },
+  ];
 }
 
 const log = (s = '') => process.stderr.write(`${s}\n`);
@@ -112,76 +143,80 @@ const PROFILE_NOTES = [
 interface Pair {
   clients: number;
   server: HttpRun;
+  /** The issue's transaction (the target's anchor). */
   anchor: LatencySummary & { tps: number };
+  /** The server's own statements, run by the anchor's tool (shown beside, no target). */
+  own: LatencySummary & { tps: number };
   /** CPU ms per request during the server's run, and per transaction during the anchor's. */
   cpu: { server: ReturnType<typeof cpuPerRequest>; anchor: ReturnType<typeof cpuPerRequest> };
 }
 
-async function postgresPart(): Promise<{ pairs: Pair[]; statements: string[]; script: string; profile?: string; database: string }> {
+async function postgresPart(): Promise<{ pairs: Pair[]; statements: string[]; script: string; ownScript: string; profile?: string; database: string }> {
   const fresh = await createFreshDatabase(opts.pgAdminUrl);
   try {
     const config = loadConfig({ DATABASE_URL: fresh.url, SECRET_KEY, LOG_LEVEL: 'silent' }, { stdoutIsTty: false });
     const database = await openDatabase(config, 'cli');
-    let captured: { statements: CapturedStatement[]; taskId: string };
-    let key: string;
+    let own: CapturedStatement[];
+    let prepared: Awaited<ReturnType<typeof prepare>>;
     try {
-      const prepared = await prepare(database);
-      key = prepared.key;
+      prepared = await prepare(database);
       await prepared.post(); // the first use of a key also stamps last_used_at; record a later one
-      const { result, statements } = await captureStatements(prepared.post);
-      captured = { statements, taskId: result.task.id };
+      own = (await captureStatements(prepared.post)).statements;
     } finally {
       await database.close();
     }
-    const insertTask = captured.statements.findIndex((s) => /^insert into "tasks"/i.test(s.text));
-    if (insertTask < 0) throw new Error('no INSERT INTO tasks among the recorded statements');
-    const { script, defines } = pgbenchScript(captured.statements, {
-      fromReturning: { id: captured.taskId },
+    const insertTask = prepared.transaction.findIndex((s) => /^insert into tasks/i.test(s.text));
+    const { script, defines } = pgbenchScript(prepared.transaction, {
+      fromReturning: { id: NEW_TASK_ID },
       gsetAfter: insertTask,
-      comment: 'The statements the server ran for one POST /api/v1/tasks/ (recorded by bench/post-tasks.ts).',
+      comment: "The issue's transaction for one POST /api/v1/tasks/, one statement per step (bench/post-tasks.ts).",
     });
+    const ownScript = pgbenchScript(own, { comment: 'The statements the server ran for one POST /api/v1/tasks/ (recorded by bench/post-tasks.ts).' });
 
     const server = await startServer({ DATABASE_URL: fresh.url, SECRET_KEY, WORKER }, { profile: PROFILE });
     const pairs: Pair[] = [];
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
-        const { http, m0, m1 } = await loadServer(server, key, clients);
-        const anchor = await runPgbench({ url: fresh.url, script, defines, clients, seconds: SECONDS, warmSeconds: WARM });
+        const { http, m0, m1 } = await loadServer(server, prepared.key, clients);
+        const anchor = await runPgbench({ url: fresh.url, script, defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
         const m2 = cpuMark(server.pid);
-        if (anchor.failed > 0) log(`pgbench: ${anchor.failed} transactions failed`);
-        pairs.push({ clients, server: http, anchor, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m1, m2, anchor.total) } });
-        log(`PostgreSQL, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; pgbench ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms`);
+        const ownRun = await runPgbench({ url: fresh.url, script: ownScript.script, defines: ownScript.defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
+        for (const [name, run] of [['the issue', anchor], ["the server's statements", ownRun]] as const) if (run.failed > 0) log(`pgbench (${name}): ${run.failed} transactions failed`);
+        pairs.push({ clients, server: http, anchor, own: ownRun, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m1, m2, anchor.total) } });
+        log(`PostgreSQL, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; pgbench ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms (the server's statements: ${round(ownRun.tps, 0)} tps p99 ${round(ownRun.p99)} ms)`);
       }
     } finally {
       profile = await server.stop();
     }
-    return { pairs, statements: captured.statements.map((s) => s.text.replace(/\s+/g, ' ').slice(0, 160)), script, profile, database: fresh.url.replace(/\/\/[^@]*@/, '//') };
+    const oneLine = (list: CapturedStatement[]) => list.map((s) => s.text.replace(/\s+/g, ' ').slice(0, 160));
+    return { pairs, statements: oneLine(own), script, ownScript: ownScript.script, profile, database: fresh.url.replace(/\/\/[^@]*@/, '//') };
   } finally {
     await fresh.drop();
   }
 }
 
 /**
- * The recorded statements through an in-process PGlite, as drizzle's PGlite driver runs them:
- * outside a transaction with `query`, inside with `transaction` (which has the instance to itself).
- * The new task's id replaces the recorded one in later parameters.
+ * Statements through an in-process PGlite, as drizzle's PGlite driver runs them: outside a
+ * transaction with `query`, between `begin` and `commit` with `transaction` (which has the instance
+ * to itself). The new task's id replaces NEW_TASK_ID in later parameters.
  */
-function pgliteRunner(client: PGlite, statements: CapturedStatement[], recordedTaskId: string) {
+function pgliteRunner(client: PGlite, statements: CapturedStatement[]) {
   const begin = statements.findIndex((s) => /^begin/i.test(s.text));
   const commit = statements.findIndex((s) => /^commit/i.test(s.text));
-  if (begin < 0 || commit < begin) throw new Error('the recorded statements have no transaction');
-  const before = statements.slice(0, begin);
-  const inside = statements.slice(begin + 1, commit);
-  const after = statements.slice(commit + 1);
-  const bind = (values: unknown[], taskId: string) => values.map((v) => (typeof v === 'string' && v.includes(recordedTaskId) ? v.replaceAll(recordedTaskId, taskId) : v));
+  if (begin >= 0 && commit < begin) throw new Error('the statements open a transaction they do not commit');
+  const before = begin < 0 ? statements : statements.slice(0, begin);
+  const inside = begin < 0 ? [] : statements.slice(begin + 1, commit);
+  const after = begin < 0 ? [] : statements.slice(commit + 1);
+  const bind = (values: unknown[], taskId: string) => values.map((v) => (typeof v === 'string' && v.includes(NEW_TASK_ID) ? v.replaceAll(NEW_TASK_ID, taskId) : v));
   return async () => {
     for (const s of before) await client.query(s.text, s.values);
-    let taskId = recordedTaskId;
+    if (begin < 0) return;
+    let taskId = NEW_TASK_ID;
     await client.transaction(async (tx) => {
       for (const s of inside) {
         const res = await tx.query<{ id: string }>(s.text, bind(s.values, taskId));
-        if (/^insert into "tasks"/i.test(s.text)) taskId = res.rows[0]!.id;
+        if (/^insert into tasks/i.test(s.text)) taskId = res.rows[0]!.id;
       }
     });
     for (const s of after) await client.query(s.text, bind(s.values, taskId));
@@ -224,34 +259,35 @@ async function embeddedPart(): Promise<{ pairs: Pair[]; profile?: string }> {
     const setupClient = await PGlite.create(path.join(dir, 'pgdata'));
     const recorded = recordingProxy(setupClient, recording, () => recordingOn);
     const database = wrapPglite(recorded);
-    let key: string;
-    let taskId: string;
+    let prepared: Awaited<ReturnType<typeof prepare>>;
     try {
-      const prepared = await prepare(database);
-      key = prepared.key;
+      prepared = await prepare(database);
       await prepared.post();
       recordingOn = true;
-      taskId = (await prepared.post()).task.id;
+      await prepared.post();
       recordingOn = false;
     } finally {
       await database.close();
     }
     cpSync(path.join(dir, 'pgdata'), path.join(anchorDir, 'pgdata'), { recursive: true });
 
-    const server = await startServer({ TI_DATA_DIR: dir, SECRET_KEY, WORKER }, { profile: PROFILE });
     const anchorClient = await PGlite.create(path.join(anchorDir, 'pgdata'));
-    const run = pgliteRunner(anchorClient, recording, taskId);
+    const run = pgliteRunner(anchorClient, prepared.transaction);
+    const runOwn = pgliteRunner(anchorClient, recording);
+    const server = await startServer({ TI_DATA_DIR: dir, SECRET_KEY, WORKER }, { profile: PROFILE });
     const pairs: Pair[] = [];
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
-        const { http, m0, m1 } = await loadServer(server, key, clients);
+        const { http, m0, m1 } = await loadServer(server, prepared.key, clients);
         await runInProcess(run, clients, WARM);
         const m2 = cpuMark(server.pid);
         const anchor = await runInProcess(run, clients, SECONDS);
         const m3 = cpuMark(server.pid);
-        pairs.push({ clients, server: http, anchor, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m2, m3, anchor.count) } });
-        log(`embedded, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; PGlite in-process ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms`);
+        await runInProcess(runOwn, clients, WARM);
+        const own = await runInProcess(runOwn, clients, SECONDS);
+        pairs.push({ clients, server: http, anchor, own, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m2, m3, anchor.count) } });
+        log(`embedded, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; PGlite in-process ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms (the server's statements: ${round(own.tps, 0)} tps)`);
       }
     } finally {
       profile = await server.stop();
@@ -327,7 +363,7 @@ function printTable(title: string, pairs: Pair[], anchorLabel: string) {
   printCpu(pairs, anchorLabel);
   log(
     table(
-      ['clients', 'server req/s', 'p50 ms', 'p99 ms', 'errors', `${anchorLabel} tps`, 'p50 ms', 'p99 ms', 'throughput ratio', 'p99 ratio'],
+      ['clients', 'server req/s', 'p50 ms', 'p99 ms', 'errors', `${anchorLabel} tps`, 'p50 ms', 'p99 ms', 'throughput ratio', 'p99 ratio', "server's statements tps", 'ratio'],
       pairs.map((p) => [
         String(p.clients),
         p.server.rps,
@@ -339,6 +375,8 @@ function printTable(title: string, pairs: Pair[], anchorLabel: string) {
         round(p.anchor.p99, 2).toFixed(2),
         `${(p.server.rps / p.anchor.tps).toFixed(2)}×`,
         `${(p.server.p99 / p.anchor.p99).toFixed(2)}×`,
+        p.own.tps,
+        `${(p.server.rps / p.own.tps).toFixed(2)}×`,
       ]),
     ),
   );
@@ -363,7 +401,7 @@ async function main() {
     const pgRun = await postgresPart();
     printTable('PostgreSQL: server vs pgbench (same statements, same number of clients)', pgRun.pairs, 'pgbench');
     targets.push(...targetsOf('on PostgreSQL', pgRun.pairs, 'pgbench', 0.85, 2));
-    details.postgres = { database: pgRun.database, runs: pgRun.pairs, statements: pgRun.statements, pgbenchScript: pgRun.script };
+    details.postgres = { database: pgRun.database, runs: pgRun.pairs, serverStatements: pgRun.statements, pgbenchScript: pgRun.script, serverStatementsScript: pgRun.ownScript };
     if (pgRun.profile) details.profilePostgres = pgRun.profile;
   } catch (err) {
     failed = true;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { schemasRepo } from '../src/core/schemas/index.js';
-import { listTasks, type TaskFilter } from '../src/core/tasks/tasks.repo.js';
+import { listTasksQuery, type TaskFilter } from '../src/core/tasks/tasks.repo.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 
 // Issue 2: the task list is backed by indexes, so a deep page costs what the first does: the
@@ -21,8 +21,8 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 async function planOf(f: Partial<TaskFilter>): Promise<string> {
-  const query = listTasks(t.database.db, { resolved: 'all', order: 'oldest', limit: 51, ...f }).toSQL();
-  const rows = await t.database.query<Record<string, unknown>>(`EXPLAIN ${query.sql}`, query.params);
+  const { statement, params } = listTasksQuery({ resolved: 'all', order: 'oldest', limit: 51, ...f });
+  const rows = await t.database.query<Record<string, unknown>>(`EXPLAIN ${statement.text}`, params);
   return rows.map((r) => String(Object.values(r)[0])).join('\n');
 }
 

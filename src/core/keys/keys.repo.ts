@@ -1,5 +1,6 @@
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
+import { namedStatement } from '../../db/named-statement.js';
 import { apiKeys } from '../../db/tables.js';
 
 export async function insertApiKey(db: Executor, values: typeof apiKeys.$inferInsert) {
@@ -7,9 +8,17 @@ export async function insertApiKey(db: Executor, values: typeof apiKeys.$inferIn
   return rows[0]!;
 }
 
+/** Checked on every API call, so a named statement (see named-statement.ts). */
+const findKeyStatement = namedStatement<{ id: string; name: string | null; schema_name: string | null; revoked: boolean }>(
+  'task_inbox_find_api_key',
+  'SELECT id, name, schema_name, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_hash = $1::text',
+);
+
+/** The key with this hash: what authenticating a request needs of it. */
 export async function findApiKeyByHash(db: Executor, keyHash: string) {
-  const rows = await db.select().from(apiKeys).where(eq(apiKeys.keyHash, keyHash));
-  return rows[0];
+  const rows = await findKeyStatement.run(db, [keyHash]);
+  const row = rows[0];
+  return row && { id: row.id, name: row.name, schemaName: row.schema_name, revoked: row.revoked };
 }
 
 export async function anyApiKeyExists(db: Executor): Promise<boolean> {

@@ -64,7 +64,7 @@ export async function authenticateApiKey(database: Database, header: string | un
     throw new AppError('api-key-missing', "Send your API key in the 'api-key' header. Create one with: task-inbox api_key");
   }
   const row = await repo.findApiKeyByHash(database.db, hashApiKey(header));
-  if (!row || row.revokedAt) {
+  if (!row || row.revoked) {
     if (!row && !(await repo.anyApiKeyExists(database.db))) throw noKeysYet();
     throw new AppError('api-key-invalid', row ? 'This API key was revoked. Create a new one with: task-inbox api_key' : 'This API key is not known to the server. Check for a typo, or create one with: task-inbox api_key');
   }

@@ -140,10 +140,6 @@ export async function fanOutEvents(db: Executor, limit: number, emailEnabled: bo
   return Number(result[0]?.events ?? 0);
 }
 
-export async function insertNotificationEvent(db: Executor, taskId: string) {
-  await db.insert(notificationEvents).values({ taskId });
-}
-
 export type TaskWithTypeRow = Awaited<ReturnType<typeof findTasksWithTypes>>[number];
 
 /** Tasks with their type's name and states and their schema's name. */

@@ -140,3 +140,20 @@ export async function listLatestTypes(database: Database, schemaName: string): P
 export async function listAllTypes(database: Database, schemaName?: string): Promise<TaskType[]> {
   return (await repo.listAllTypes(database.db, schemaName)).map(typeRowToTaskType);
 }
+
+/** Type rows never change once installed (a new version makes new rows), so a process keeps them. */
+const typeCache = new WeakMap<Database, Map<number, repo.TypeWithHookRow>>();
+/** More types than this in one process (thousands of versions): start over rather than grow. */
+const TYPE_CACHE_LIMIT = 10_000;
+
+/** findTypesByIds, reading from the database only the types this process has not seen yet. */
+export async function findTypesByIdsCached(database: Database, ids: number[]): Promise<repo.TypeWithHookRow[]> {
+  let cache = typeCache.get(database);
+  if (!cache) typeCache.set(database, (cache = new Map()));
+  const missing = ids.filter((id) => !cache.has(id));
+  if (missing.length > 0) {
+    if (cache.size + missing.length > TYPE_CACHE_LIMIT) cache.clear();
+    for (const row of await repo.findTypesByIds(database.db, missing)) cache.set(row.id, row);
+  }
+  return ids.flatMap((id) => cache.get(id) ?? []);
+}

@@ -1,36 +1,98 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
+import { namedStatement, toDate, toDateOrNull, type NamedStatement } from '../../db/named-statement.js';
+import { TASK_EVENTS_CHANNEL } from '../events/task-events.js';
 import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes, users } from '../../db/tables.js';
 
-/** The type called `typeName` in the latest version of schema `schemaName`, in one query. */
-export async function findLatestType(db: Executor, schemaName: string, typeName: string) {
-  const latest = db
-    .select({ id: schemaVersions.id, version: schemaVersions.version, semver: schemaVersions.semver, schemaId: schemaVersions.schemaId })
-    .from(schemaVersions)
-    .innerJoin(taskSchemas, eq(taskSchemas.id, schemaVersions.schemaId))
-    .where(eq(taskSchemas.name, schemaName))
-    .orderBy(desc(schemaVersions.version))
-    .limit(1)
-    .as('latest');
-  const rows = await db
-    .select({
-      id: taskTypes.id,
-      name: taskTypes.name,
-      pendingStates: taskTypes.pendingStates,
-      resolvedStates: taskTypes.resolvedStates,
-      schemaId: latest.schemaId,
-      version: latest.version,
-      semver: latest.semver,
-    })
-    .from(latest)
-    .innerJoin(taskTypes, and(eq(taskTypes.versionId, latest.id), eq(taskTypes.name, typeName)));
-  const row = rows[0];
-  return row ? { ...row, schemaName } : undefined;
+/** A task row as the named statements of this file return it (snake_case columns, timestamps as text). */
+export interface TaskSqlRow {
+  id: string;
+  created: string;
+  updated: string;
+  ttype_id: number;
+  schema_id: number;
+  state: string | null;
+  resolved: boolean;
+  user_id: string | null;
+  meta: Record<string, unknown> | null;
+  cancelled_at: string | null;
+  cancel_reason: string | null;
 }
 
-export async function insertTask(db: Executor, values: typeof tasks.$inferInsert) {
-  const rows = await db.insert(tasks).values(values).returning();
-  return rows[0]!;
+/** The columns of TaskSqlRow, for a SELECT or RETURNING list. */
+export const TASK_COLUMNS = 'id, created, updated, ttype_id, schema_id, state, resolved, user_id, meta, cancelled_at, cancel_reason';
+
+export function taskFromSqlRow(r: TaskSqlRow): typeof tasks.$inferSelect {
+  return {
+    id: r.id,
+    seq: 0, // not selected: only list pages need it, and they read it on their own
+    created: toDate(r.created),
+    updated: toDate(r.updated),
+    ttypeId: r.ttype_id,
+    schemaId: r.schema_id,
+    state: r.state,
+    resolved: r.resolved,
+    userId: r.user_id,
+    meta: r.meta,
+    cancelledAt: toDateOrNull(r.cancelled_at),
+    cancelReason: r.cancel_reason,
+  };
+}
+
+/**
+ * Creating a task, in one statement (one round trip, atomic on its own): the type called $2 in the
+ * latest version of schema $1; if state $3 is one of its states (or null), the task, its `created`
+ * history entry (API key $5), its live-update notification (sent at commit) and, unless $3 resolves
+ * it, its notification outbox event. The state rule is checkState's, in SQL.
+ *
+ * One row when the type exists (with the task's columns null when the state is not the type's),
+ * none when it does not.
+ */
+const createTaskStatement = namedStatement<TaskSqlRow & { type_id: number; type_name: string; pending_states: string[]; resolved_states: string[] }>(
+  'task_inbox_create_task',
+  `WITH latest AS (
+     SELECT v.id, v.schema_id FROM schema_versions v JOIN task_schemas s ON s.id = v.schema_id
+     WHERE s.name = $1::text ORDER BY v.version DESC LIMIT 1
+   ), type AS (
+     SELECT t.id, t.name, t.pending_states, t.resolved_states, l.schema_id,
+            ($3::text IS NULL OR $3::text = ANY (t.pending_states) OR $3::text = ANY (t.resolved_states)) AS valid,
+            coalesce($3::text = ANY (t.resolved_states), false) AS resolved
+     FROM latest l JOIN task_types t ON t.version_id = l.id AND t.name = $2::text
+   ), task AS (
+     INSERT INTO tasks (ttype_id, schema_id, state, resolved, meta)
+     SELECT id, schema_id, $3::text, resolved, $4::text::jsonb FROM type WHERE valid
+     RETURNING ${TASK_COLUMNS}
+   ), history AS (
+     INSERT INTO task_history (task_id, state, resolved, api_key_id, update_meta, event)
+     SELECT id, state, resolved, $5::uuid, meta, 'created' FROM task
+   ), outbox AS (
+     INSERT INTO notification_events (task_id) SELECT id FROM task WHERE NOT resolved
+   )
+   SELECT type.id AS type_id, type.name AS type_name, type.pending_states, type.resolved_states,
+          task.*,
+          CASE WHEN task.id IS NOT NULL THEN pg_notify('${TASK_EVENTS_CHANNEL}',
+            json_build_object('kind', 'created', 'id', task.id, 'schema', $1::text, 'state', task.state, 'resolved', task.resolved)::text) END AS notified
+   FROM type LEFT JOIN task ON true`,
+);
+
+export interface NewTask {
+  schemaName: string;
+  typeName: string;
+  state: string | null;
+  meta: Record<string, unknown> | null;
+  apiKeyId: string | null;
+}
+
+/**
+ * Creates a task as createTaskStatement describes. `type` is undefined when the schema has no
+ * such type in its latest version; `task` is undefined when the state is not one of the type's.
+ */
+export async function createTaskWithHistory(db: Executor, t: NewTask) {
+  const rows = await createTaskStatement.run(db, [t.schemaName, t.typeName, t.state, t.meta === null ? null : JSON.stringify(t.meta), t.apiKeyId]);
+  const row = rows[0];
+  if (!row) return { type: undefined, task: undefined };
+  const type = { id: row.type_id, name: row.type_name, pendingStates: row.pending_states, resolvedStates: row.resolved_states };
+  return { type, task: row.id === null ? undefined : taskFromSqlRow(row) };
 }
 
 /** Inserts a history entry; `id` may be one taken in advance with nextHistoryId. */
@@ -85,25 +147,56 @@ export interface TaskFilter {
   limit: number;
 }
 
+/** A list page's statement: one per shape of filter, its text built once and reused by name. */
+const listStatements = new Map<string, NamedStatement<TaskSqlRow & { seq: number | string }>>();
+
 /**
- * One page of tasks, in `seq` order; the indexes on (seq) make deep pages as fast as the first.
- * Returns the unexecuted query (await it to run it), so its plan can be inspected.
+ * The SQL and parameters of one page of tasks, in `seq` order; the indexes on (seq) make deep pages
+ * as fast as the first (test/list-plan.test.ts checks the plans).
  */
-export function listTasks(db: Executor, f: TaskFilter) {
-  const where: (SQL | undefined)[] = [];
-  if (f.resolved === 'un') where.push(eq(tasks.resolved, false));
-  if (f.resolved === 'done') where.push(eq(tasks.resolved, true));
-  if (f.schemaId !== undefined) where.push(eq(tasks.schemaId, f.schemaId));
-  if (f.ttypeIds !== undefined) where.push(inArray(tasks.ttypeId, f.ttypeIds));
-  if (f.state !== undefined) where.push(f.state === null ? isNull(tasks.state) : eq(tasks.state, f.state));
-  for (const w of f.words ?? []) where.push(sql`${tasks.meta}::text ILIKE ${'%' + w.replace(/[\\%_]/g, (c) => '\\' + c) + '%'}`);
-  if (f.afterSeq !== undefined) where.push(f.order === 'oldest' ? gt(tasks.seq, f.afterSeq) : lt(tasks.seq, f.afterSeq));
-  return db
-    .select()
-    .from(tasks)
-    .where(and(...where))
-    .orderBy(f.order === 'oldest' ? asc(tasks.seq) : desc(tasks.seq))
-    .limit(f.limit);
+export function listTasksQuery(f: TaskFilter) {
+  const params: unknown[] = [];
+  const where: string[] = [];
+  const shape: string[] = [f.resolved, f.order];
+  const param = (value: unknown, cast: string) => `$${params.push(value)}::${cast}`;
+  if (f.resolved === 'un') where.push('NOT resolved');
+  if (f.resolved === 'done') where.push('resolved');
+  if (f.schemaId !== undefined) {
+    where.push(`schema_id = ${param(f.schemaId, 'int')}`);
+    shape.push('schema');
+  }
+  if (f.ttypeIds !== undefined) {
+    where.push(`ttype_id = ANY (${param(f.ttypeIds, 'int[]')})`);
+    shape.push('types');
+  }
+  if (f.state === null) {
+    where.push('state IS NULL');
+    shape.push('no-state');
+  } else if (f.state !== undefined) {
+    where.push(`state = ${param(f.state, 'text')}`);
+    shape.push('state');
+  }
+  for (const w of f.words ?? []) where.push(`meta::text ILIKE ${param('%' + w.replace(/[\\%_]/g, (c) => '\\' + c) + '%', 'text')}`);
+  shape.push(`words${f.words?.length ?? 0}`);
+  if (f.afterSeq !== undefined) {
+    where.push(`seq ${f.order === 'oldest' ? '>' : '<'} ${param(f.afterSeq, 'bigint')}`);
+    shape.push('after');
+  }
+  const limit = param(f.limit, 'int');
+  const name = `task_inbox_list_${shape.join('_')}`;
+  let statement = listStatements.get(name);
+  if (!statement) {
+    const text = `SELECT seq, ${TASK_COLUMNS} FROM tasks${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${f.order === 'oldest' ? 'ASC' : 'DESC'} LIMIT ${limit}`;
+    listStatements.set(name, (statement = namedStatement(name, text)));
+  }
+  return { statement, params };
+}
+
+/** One page of tasks (see listTasksQuery). */
+export async function listTasks(db: Executor, f: TaskFilter): Promise<(typeof tasks.$inferSelect)[]> {
+  const { statement, params } = listTasksQuery(f);
+  const rows = await statement.run(db, params);
+  return rows.map((r) => ({ ...taskFromSqlRow(r), seq: Number(r.seq) }));
 }
 
 /** How many tasks there are, unresolved, resolved or all, optionally of one schema. */

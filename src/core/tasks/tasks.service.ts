@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import type { CreateTaskBody, CreateTaskResponse, GetTaskResponse, HistoryEntry, ListTasksQuery, ListTasksResponse, Task, TaskType } from '../../contract/index.js';
 import type { Database, Executor } from '../../db/index.js';
 import { AppError, SchemaNotFound, StateNotInType, TaskNotFound, TaskTypeNotFound } from '../../errors.js';
-import { checkState, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
+import { checkState, findTypesByIdsCached, schemasRepo, statesOf, typeRowToTaskType, type TypeRow } from '../schemas/index.js';
 import { buildPayload, hookTargetOf, type HookTarget, type Webhooks } from '../webhooks/index.js';
 import { publishTaskEvent } from '../events/task-events.js';
-import { insertNotificationEvent } from '../notify/notify.repo.js';
 import * as idempotency from './idempotency.repo.js';
 import * as repo from './tasks.repo.js';
 import { historyRowToEntry, scopeOf, stableStringify, taskRowToTask, type Principal } from './tasks.js';
@@ -22,32 +21,24 @@ function refuseOtherSchema(principal: Principal, schemaName: string) {
   }
 }
 
-/** Creates a task of the latest version's type, with its first history entry, in one transaction. */
+/**
+ * Creates a task of the latest version's type, with its first history entry, its live update and
+ * its notification event, in one statement (see tasks.repo's createTaskWithHistory).
+ */
 export async function createTask(database: Database, principal: Principal, body: CreateTaskBody, tx?: Executor): Promise<CreateTaskResponse> {
   refuseOtherSchema(principal, body.schema_name);
   const db = tx ?? database.db;
-  const type = await repo.findLatestType(db, body.schema_name, body.task);
-  if (!type) await explainMissingType(db, body.schema_name, body.task);
   const state = body.state ?? null;
-  const check = checkState(type!, state);
-  if (!check.ok) throw new StateNotInType(state!, type!.name, statesOf(type!));
-
-  const write = async (t: Executor) => {
-    const row = await repo.insertTask(t, { ttypeId: type!.id, schemaId: type!.schemaId, state, resolved: check.resolved, meta: body.meta ?? null });
-    await repo.insertHistory(t, {
-      taskId: row.id,
-      state,
-      resolved: check.resolved,
-      apiKeyId: principal.kind === 'api-key' ? principal.id : null,
-      updateMeta: body.meta ?? null,
-      event: 'created',
-    });
-    await publishTaskEvent(t, { kind: 'created', id: row.id, schema: body.schema_name, state, resolved: check.resolved });
-    // People hear about it through the notification outbox, written with the task.
-    if (!check.resolved) await insertNotificationEvent(t, row.id);
-    return { task: taskRowToTask(row), ttype: type!.name };
-  };
-  return tx ? write(tx) : database.db.transaction(write);
+  const { type, task } = await repo.createTaskWithHistory(db, {
+    schemaName: body.schema_name,
+    typeName: body.task,
+    state,
+    meta: body.meta ?? null,
+    apiKeyId: principal.kind === 'api-key' ? principal.id : null,
+  });
+  if (!type) return explainMissingType(db, body.schema_name, body.task);
+  if (!task) throw new StateNotInType(state!, type.name, statesOf(type));
+  return { task: taskRowToTask(task), ttype: type.name };
 }
 
 async function explainMissingType(db: Executor, schemaName: string, typeName: string): Promise<never> {
@@ -254,7 +245,7 @@ export async function listTasks(database: Database, principal: Principal, q: Lis
     limit: q.limit + 1,
   });
   const page = rows.slice(0, q.limit);
-  const typeRows = await schemasRepo.findTypesByIds(db, [...new Set(page.map((r) => r.ttypeId))]);
+  const typeRows = await findTypesByIdsCached(database, [...new Set(page.map((r) => r.ttypeId))]);
   const types: Record<string, TaskType> = {};
   for (const t of typeRows) types[String(t.id)] = typeRowToTaskType(t);
   return {
