@@ -10,7 +10,7 @@
  * with PGlite, where as many concurrent callers run the same transaction (PGlite serialises them).
  * Target: at least 0.8× its throughput.
  *
- *   npx tsx bench/post-tasks.ts [--pg URL] [--quick] [--seconds 10] [--warm 2] [--worker on|off] [--profile]
+ *   npx tsx bench/post-tasks.ts [--pg URL] [--quick] [--seconds 10] [--warm 2] [--worker on|off] [--profile] [--only postgres|embedded]
  *
  * The anchor ("the issue's transaction") is the work of one POST as the issue names it — key
  * lookup, type lookup, task insert, history insert — one statement per step, with the two more
@@ -72,6 +72,8 @@ const CONCURRENCIES = [8, 32];
 const workerArg = opts.args.indexOf('--worker');
 const WORKER = workerArg >= 0 ? opts.args[workerArg + 1]! : 'on';
 const PROFILE = opts.args.includes('--profile');
+const onlyArg = opts.args.indexOf('--only');
+const ONLY = onlyArg >= 0 ? opts.args[onlyArg + 1] : undefined;
 const SECRET_KEY = randomBytes(32).toString('base64');
 
 const SCHEMA = `name: 'bench'
@@ -397,27 +399,31 @@ async function main() {
   const targets: TargetResult[] = [];
   const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serverEntry().label, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE, profile: PROFILE_NOTES };
   let failed = false;
-  try {
-    const pgRun = await postgresPart();
-    printTable('PostgreSQL: server vs pgbench (same statements, same number of clients)', pgRun.pairs, 'pgbench');
-    targets.push(...targetsOf('on PostgreSQL', pgRun.pairs, 'pgbench', 0.85, 2));
-    details.postgres = { database: pgRun.database, runs: pgRun.pairs, serverStatements: pgRun.statements, pgbenchScript: pgRun.script, serverStatementsScript: pgRun.ownScript };
-    if (pgRun.profile) details.profilePostgres = pgRun.profile;
-  } catch (err) {
-    failed = true;
-    log(`PostgreSQL part failed: ${(err as Error).stack}`);
-    details.postgresError = String((err as Error).message);
+  if (ONLY !== 'embedded') {
+    try {
+      const pgRun = await postgresPart();
+      printTable("PostgreSQL: server vs pgbench running the issue's transaction (same number of clients)", pgRun.pairs, 'pgbench');
+      targets.push(...targetsOf('on PostgreSQL', pgRun.pairs, 'pgbench', 0.85, 2));
+      details.postgres = { database: pgRun.database, runs: pgRun.pairs, serverStatements: pgRun.statements, pgbenchScript: pgRun.script, serverStatementsScript: pgRun.ownScript };
+      if (pgRun.profile) details.profilePostgres = pgRun.profile;
+    } catch (err) {
+      failed = true;
+      log(`PostgreSQL part failed: ${(err as Error).stack}`);
+      details.postgresError = String((err as Error).message);
+    }
   }
-  try {
-    const emb = await embeddedPart();
-    printTable('Embedded: server vs the same statements on PGlite in-process', emb.pairs, 'PGlite');
-    targets.push(...targetsOf('on the embedded database', emb.pairs, 'PGlite in-process', 0.8));
-    details.embedded = { runs: emb.pairs };
-    if (emb.profile) details.profileEmbedded = emb.profile;
-  } catch (err) {
-    failed = true;
-    log(`embedded part failed: ${(err as Error).stack}`);
-    details.embeddedError = String((err as Error).message);
+  if (ONLY !== 'postgres') {
+    try {
+      const emb = await embeddedPart();
+      printTable("Embedded: server vs the issue's transaction on PGlite in-process", emb.pairs, 'PGlite');
+      targets.push(...targetsOf('on the embedded database', emb.pairs, 'PGlite in-process', 0.8));
+      details.embedded = { runs: emb.pairs };
+      if (emb.profile) details.profileEmbedded = emb.profile;
+    } catch (err) {
+      failed = true;
+      log(`embedded part failed: ${(err as Error).stack}`);
+      details.embeddedError = String((err as Error).message);
+    }
   }
   for (const k of ['profilePostgres', 'profileEmbedded'] as const) if (details[k]) log(`\n${k}:\n${details[k] as string}`);
   log('');

@@ -400,3 +400,32 @@ describe('failure, retry and the log', () => {
     expect(paged).toEqual(all.notifications.map((x) => x.id));
   });
 });
+
+describe('fan-out batches', () => {
+  test('a statement takes as many new tasks as ~32 messages allow, judged by the statement before', async () => {
+    await h.database.query('DELETE FROM notification_channels');
+    await h.database.query('DELETE FROM push_subscriptions');
+    await h.database.query('DELETE FROM notification_events');
+    const n = new Notifications({ database: h.database, config: h.config, secrets: h.secrets, baseUrl: () => ORIGIN });
+    const round = async () => {
+      const taken: number[] = [];
+      for (let t; (t = await n.fanOut()) > 0; ) taken.push(t);
+      return taken;
+    };
+    const tasks = async (count: number) => {
+      for (let i = 0; i < count; i++) await h.newTask();
+    };
+
+    // Nobody can be reached: after the first task (0 messages) the rest go in one statement.
+    await tasks(40);
+    expect(await round()).toEqual([1, 39]);
+    // Mia adds a channel: one message per task, so a statement takes 32 tasks once it knows.
+    await h.addChannel({ kind: 'webhook', url: 'http://127.0.0.1:9/never-called' });
+    await tasks(40);
+    expect(await round()).toEqual([40]);
+    await tasks(40);
+    expect(await round()).toEqual([32, 8]);
+    const [messages] = await h.database.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE kind = 'webhook'");
+    expect(messages!.n).toBe(80);
+  });
+});

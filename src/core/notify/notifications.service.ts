@@ -32,12 +32,16 @@ export interface NotificationBatch {
 }
 
 /**
- * New tasks fanned out per statement: one. With many devices a task makes many rows, and on the
- * embedded database a statement holds the event loop, and so every request, while it runs (100
- * devices: 100 rows, a few ms; two tasks per statement measurably lengthened the POST tail in
- * bench/notify-push.ts). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
+ * How many messages one fan-out statement should write at most. On the embedded database a
+ * statement holds the event loop, and so every request, while it runs (100 devices: 100 rows, a
+ * few ms; two such tasks per statement measurably lengthened the POST tail in
+ * bench/notify-push.ts). So a statement takes as many new tasks as this many messages allow,
+ * judged by the messages per task of the statement before: one task when each reaches a hundred
+ * devices, up to MAX_EVENTS_PER_FAN_OUT when few people are notified (a busy inbox then pays one
+ * statement for many tasks, not one each). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
  */
-const EVENTS_PER_FAN_OUT = 1;
+const MESSAGES_PER_FAN_OUT = 32;
+const MAX_EVENTS_PER_FAN_OUT = 64;
 const LINK_PURPOSE = 'action-link';
 /** How long one claim may spend fanning out before it claims due messages. */
 const FAN_OUT_BUDGET_MS = 1000;
@@ -53,6 +57,9 @@ export const hashLinkToken = hashToken;
 export class Notifications extends WakeSignal {
   readonly senders: Senders;
   private vapid: Promise<VapidKeys> | undefined;
+  /** New tasks the next fan-out statement takes (see MESSAGES_PER_FAN_OUT), and what the last one asked for. */
+  private eventsPerFanOut = 1;
+  lastFanOutLimit = 1;
 
   constructor(private readonly deps: NotificationDeps) {
     super();
@@ -86,7 +93,7 @@ export class Notifications extends WakeSignal {
   async claimDue(limit: number): Promise<NotificationBatch[]> {
     // A backlog of new tasks is worked off a few at a time, with due messages claimed in between.
     const deadline = Date.now() + FAN_OUT_BUDGET_MS;
-    while ((await this.fanOut()) > 0 && Date.now() < deadline);
+    while ((await this.fanOut()) === this.lastFanOutLimit && Date.now() < deadline);
     const rows = await repo.claimDueNotifications(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
     return this.prepare(rows);
   }
@@ -113,9 +120,18 @@ export class Notifications extends WakeSignal {
     }));
   }
 
-  /** Turns some waiting new-task events into messages; returns how many events it took (0: none waited). */
-  fanOut(): Promise<number> {
-    return repo.fanOutEvents(this.deps.database.background, EVENTS_PER_FAN_OUT, Boolean(this.deps.config.smtpUrl));
+  /**
+   * Turns some waiting new-task events into messages; returns how many events it took (0: none
+   * waited; fewer than it asked for, `lastFanOutLimit`: none are left).
+   */
+  async fanOut(): Promise<number> {
+    const limit = (this.lastFanOutLimit = this.eventsPerFanOut);
+    const { events, messages } = await repo.fanOutEvents(this.deps.database.background, limit, Boolean(this.deps.config.smtpUrl));
+    if (events > 0) {
+      const fit = messages === 0 ? MAX_EVENTS_PER_FAN_OUT : Math.floor((MESSAGES_PER_FAN_OUT * events) / messages);
+      this.eventsPerFanOut = Math.min(MAX_EVENTS_PER_FAN_OUT, Math.max(1, fit));
+    }
+    return events;
   }
 
   /** Hands claimed messages back: their leases end now, if this worker still holds them. */

@@ -100,10 +100,10 @@ export async function setTopics(db: Executor, userId: string, topics: { schema: 
  * push subscription and per channel (email only when the server can send it). A digest message is
  * due when the digest already gathering for its channel goes out, else in `digest_minutes`. The
  * events are taken with SKIP LOCKED, so workers in several processes share them. Returns how many
- * events were taken.
+ * events were taken and how many messages they made.
  */
-export async function fanOutEvents(db: Executor, limit: number, emailEnabled: boolean): Promise<number> {
-  const result = rowsOf<{ events: string | number }>(
+export async function fanOutEvents(db: Executor, limit: number, emailEnabled: boolean): Promise<{ events: number; messages: number }> {
+  const result = rowsOf<{ events: string | number; push: string | number; chan: string | number }>(
     await db.execute(sql`
       WITH ev AS (
         DELETE FROM notification_events
@@ -137,7 +137,8 @@ export async function fanOutEvents(db: Executor, limit: number, emailEnabled: bo
       )
       SELECT (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM push) AS push, (SELECT count(*) FROM chan) AS chan`),
   );
-  return Number(result[0]?.events ?? 0);
+  const row = result[0];
+  return { events: Number(row?.events ?? 0), messages: Number(row?.push ?? 0) + Number(row?.chan ?? 0) };
 }
 
 export type TaskWithTypeRow = Awaited<ReturnType<typeof findTasksWithTypes>>[number];
