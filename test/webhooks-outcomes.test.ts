@@ -51,17 +51,19 @@ async function queueDeliveries(database: Database, webhooks: Webhooks, schemaNam
   return ids;
 }
 
-test('one statement records five outcomes, each as its own transaction did', async () => {
+test('one statement records six outcomes, each as its own transaction did', async () => {
   const database = await freshDatabase();
   const config = testConfig();
   const webhooks = new Webhooks({ database, config, secrets: loadSecretBox(config) });
   await installSchema(database, schemaYaml('acme:outcomes', 'http://127.0.0.1:9/hook', false));
-  await queueDeliveries(database, webhooks, 'acme:outcomes', 5);
+  await queueDeliveries(database, webhooks, 'acme:outcomes', 6);
   const claimed = await deliveries.claimDueDeliveries(database.db, 10, 60_000);
-  expect(claimed).toHaveLength(5);
-  const [delivered, retried, last, gone, stale] = claimed as [deliveries.ClaimedRow, ...deliveries.ClaimedRow[]];
+  expect(claimed).toHaveLength(6);
+  const [delivered, retried, last, gone, stale, overtaken] = claimed as [deliveries.ClaimedRow, ...deliveries.ClaimedRow[]];
   // Two attempts were made before: the third is the last of a two-retry schedule.
   await database.query('UPDATE webhook_deliveries SET attempts = 2 WHERE id = $1', [last!.id]);
+  // Another worker took this one over after its lease ran out, and delivered it.
+  await database.query(`UPDATE webhook_deliveries SET status = 'delivered', attempts = 1, last_status = 200, lease_until = NULL, delivered_at = now() WHERE id = $1`, [overtaken!.id]);
 
   const base = { latencyMs: 3, responseBody: null, error: null, reason: null, retryDelaysMs: [] as number[] };
   await deliveries.recordOutcomes(database.background, [
@@ -71,6 +73,8 @@ test('one statement records five outcomes, each as its own transaction did', asy
     { ...base, id: gone!.id, lease: gone!.leaseUntil, url: gone!.url, outcome: 'gone', statusCode: 410, reason: 'answered 410 Gone to delivery x' },
     // Its lease ran out and another worker took the row: the attempt counts, the state is the other's.
     { ...base, id: stale!.id, lease: new Date(stale!.leaseUntil!.getTime() - 1), url: stale!.url, outcome: 'delivered', statusCode: 200 },
+    // The late failure of the lost lease must not make the other worker's delivery dead.
+    { ...base, id: overtaken!.id, lease: overtaken!.leaseUntil, url: overtaken!.url, outcome: 'failed', statusCode: 500, retryDelaysMs: [60_000] },
   ]);
 
   type Row = { id: number; status: string; attempts: number; last_status: number | null; last_error: string | null; leased: boolean; delivered: boolean; retry_in_s: number | null };
@@ -88,6 +92,7 @@ test('one statement records five outcomes, each as its own transaction did', asy
   expect(byId.get(last!.id)).toMatchObject({ status: 'dead', attempts: 3, last_status: null, last_error: 'connection refused', leased: false });
   expect(byId.get(gone!.id)).toMatchObject({ status: 'paused', attempts: 1, last_status: 410, leased: false });
   expect(byId.get(stale!.id)).toMatchObject({ status: 'pending', attempts: 1, last_status: null, leased: true, delivered: false });
+  expect(byId.get(overtaken!.id)).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200, leased: false, delivered: true });
 
   const attempts = await database.query<{ delivery_id: number; status_code: number | null; response_body: string | null; error: string | null }>(
     'SELECT delivery_id::int AS delivery_id, status_code, response_body, error FROM webhook_attempts ORDER BY id',
@@ -98,6 +103,7 @@ test('one statement records five outcomes, each as its own transaction did', asy
     { delivery_id: last!.id, status_code: null, response_body: null, error: 'connection refused' },
     { delivery_id: gone!.id, status_code: 410, response_body: null, error: null },
     { delivery_id: stale!.id, status_code: 200, response_body: null, error: null },
+    { delivery_id: overtaken!.id, status_code: 500, response_body: null, error: null },
   ]);
   expect(await database.query('SELECT url, reason FROM webhook_disabled_endpoints')).toEqual([{ url: gone!.url, reason: 'answered 410 Gone to delivery x' }]);
 });

@@ -96,7 +96,7 @@ export async function recordOutcomes(db: Executor, outcomes: Outcome[]): Promise
   );
   await db.execute(sql`
     WITH o AS (
-      SELECT o.*, (o.lease IS NULL OR o.lease = d.lease_until) AS held, o.delays_ms[d.attempts + 1] AS delay_ms
+      SELECT o.*, (o.lease IS NULL OR o.lease IS NOT DISTINCT FROM d.lease_until) AS held, o.delays_ms[d.attempts + 1] AS delay_ms
       FROM jsonb_to_recordset(${json}::jsonb) AS o(ord int, id bigint, lease timestamptz, outcome text, url text, reason text,
         status_code int, latency_ms int, response_body text, error text, delays_ms int[])
       JOIN webhook_deliveries d ON d.id = o.id
