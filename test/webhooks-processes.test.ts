@@ -21,6 +21,7 @@ import { createTask, setTaskState } from '../src/core/tasks/index.js';
 import { createWebhookKey, Webhooks } from '../src/core/webhooks/index.js';
 import { openEmbeddedForCli } from '../src/db/embedded.js';
 import type { Database } from '../src/db/index.js';
+import { WEBHOOKS_IN_FLIGHT } from '../src/worker/workers.js';
 import { testConfig } from './helpers/app.js';
 import { createTestDatabase, dbKind } from './helpers/db.js';
 import { freePort, kill, running, sleep, startProcess, stopProcess, until, waitForHealth, type Proc } from './helpers/processes.js';
@@ -217,7 +218,7 @@ async function countBy(database: Database, status: string) {
 describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () => {
   test('two workers, 1,000 events: each delivered exactly once, and both workers deliver', async () => {
     const N = 1000;
-    const BATCH = 32; // a worker claims at most this many at a time and awaits them all (delivery-worker.ts)
+    const BATCH = WEBHOOKS_IN_FLIGHT; // a worker has at most this many in flight (workers.ts)
     const t0 = Date.now();
     // While the gate is closed the receiver holds every request: a worker then has at most one
     // batch in flight, so more than one batch waiting at the receiver proves both workers claimed.

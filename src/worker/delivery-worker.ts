@@ -20,6 +20,9 @@ export interface DeliveryWorker {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Synchronous work the worker does in one turn of the event loop before it lets others in. */
+const SLICE_MS = 2;
+
 /**
  * Sends the due items of an outbox (webhook deliveries, notifications) until stopped. Up to
  * `concurrency` deliveries are in flight at once, so a slow receiver holds up only its own
@@ -55,7 +58,16 @@ export function startDeliveryWorker<T>(
         try {
           const rows = await outbox.claimDue(room);
           claimed = rows.length;
+          let sliceStart = performance.now();
           for (const row of rows) {
+            // Each delivery starts with synchronous work (signing, encrypting a push message):
+            // once a slice of it has run, the next starts in a later turn of the event loop, so
+            // requests get in between. Within a slice, deliveries start together, and their
+            // answers come back together, to be recorded together.
+            if (performance.now() - sliceStart >= SLICE_MS) {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              sliceStart = performance.now();
+            }
             const p: Promise<void> = outbox
               .deliver(row)
               .catch((err: unknown) => opts.log?.error({ err }, `${name}: recording an outcome failed; it is retried after its lease`))
@@ -64,9 +76,6 @@ export function startDeliveryWorker<T>(
                 if (concurrency - inFlight.size >= refillAt || inFlight.size === 0) poke();
               });
             inFlight.set(p, row);
-            // Each delivery starts with synchronous work (signing, encrypting a push message):
-            // starting the next in a later turn of the event loop lets requests in between.
-            await new Promise<void>((resolve) => setImmediate(resolve));
           }
         } catch (err) {
           opts.log?.error({ err }, `${name}: claiming failed; retrying`);

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gt, gte, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
-import { disabledEndpoints, taskSchemas, webhookAttempts, webhookDeliveries } from '../../db/tables.js';
+import { disabledEndpoints, schemaVersions, taskSchemas, webhookAttempts, webhookDeliveries } from '../../db/tables.js';
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 
@@ -13,29 +13,119 @@ export async function insertAttempt(db: Executor, values: typeof webhookAttempts
   await db.insert(webhookAttempts).values(values);
 }
 
+/** A claimed delivery, with the `hook_auth` of its schema version (versions never change). */
+export type ClaimedRow = DeliveryRow & { hookAuth: (typeof schemaVersions.$inferSelect)['hookAuth'] };
+
 /**
- * Claims up to `limit` due deliveries for `leaseMs`. Only the oldest undelivered delivery of each
- * task is due, so one task's events reach the receiver in order; rows locked by another worker
- * are skipped, and a row whose lease ran out (its worker died) is due again.
+ * Claims up to `limit` due deliveries for `leaseMs`, longest due first. Only the oldest
+ * undelivered delivery of each task is due, so one task's events reach the receiver in order;
+ * rows locked by another worker are skipped, and a row whose lease ran out (its worker died) is
+ * due again. The order is the due index's alone (no `id` to break ties), so the planner can
+ * walk that index and stop at `limit` rather than sort every pending delivery (it does so when
+ * its statistics know how many are pending). `= ANY(ARRAY(…))` makes the update find the
+ * claimed rows by primary key, where `IN (…)` let the planner scan the whole table.
  */
-export async function claimDueDeliveries(db: Executor, limit: number, leaseMs: number): Promise<DeliveryRow[]> {
-  const rows = await db.execute<Record<string, unknown>>(sql`
-    UPDATE webhook_deliveries SET lease_until = date_trunc('milliseconds', now() + make_interval(secs => ${leaseMs / 1000}))
-    WHERE id IN (
-      SELECT d.id FROM webhook_deliveries d
-      WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-        AND (d.lease_until IS NULL OR d.lease_until < now())
-        AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries e
-          WHERE e.task_id = d.task_id AND e.id < d.id AND e.status IN ('pending', 'paused'))
-        AND NOT EXISTS (SELECT 1 FROM webhook_disabled_endpoints x WHERE x.url = d.url)
-      ORDER BY d.next_attempt_at, d.id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING id`);
-  const ids = (rows as unknown as { rows: { id: number | string }[] }).rows.map((r) => Number(r.id));
-  if (ids.length === 0) return [];
-  return db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.id, ids)).orderBy(asc(webhookDeliveries.id));
+export async function claimDueDeliveries(db: Executor, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+  const rows = await db
+    .update(webhookDeliveries)
+    .set({ leaseUntil: sql`date_trunc('milliseconds', now() + make_interval(secs => ${leaseMs / 1000}))` })
+    .where(
+      sql`${webhookDeliveries.id} = ANY(ARRAY(
+        SELECT d.id FROM webhook_deliveries d
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+          AND (d.lease_until IS NULL OR d.lease_until < now())
+          AND NOT EXISTS (
+            SELECT 1 FROM webhook_deliveries e
+            WHERE e.task_id = d.task_id AND e.id < d.id AND e.status IN ('pending', 'paused'))
+          AND NOT EXISTS (SELECT 1 FROM webhook_disabled_endpoints x WHERE x.url = d.url)
+        ORDER BY d.next_attempt_at
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED))`,
+    )
+    .returning({
+      ...getTableColumns(webhookDeliveries),
+      hookAuth: sql`(SELECT v.hook_auth FROM schema_versions v WHERE v.id = ${webhookDeliveries.versionId})`.mapWith(schemaVersions.hookAuth),
+    });
+  return rows.sort((a, b) => a.id - b.id);
+}
+
+/** What one attempt of a claimed async delivery came to, to be written by recordOutcomes. */
+export interface Outcome {
+  id: number;
+  /** The lease the attempt ran under: the delivery's state changes only while the row still holds it. */
+  lease: Date | null;
+  /** `gone`: the receiver answered 410, so its endpoint is disabled and the delivery paused. */
+  outcome: 'delivered' | 'gone' | 'failed';
+  url: string;
+  /** Why the endpoint is disabled (for `gone`). */
+  reason: string | null;
+  statusCode: number | null;
+  latencyMs: number;
+  responseBody: string | null;
+  error: string | null;
+  /** For `failed`: element n (1-based) is the delay before the retry that follows attempt n; past the end, the delivery is dead. */
+  retryDelaysMs: number[];
+}
+
+/** PostgreSQL text cannot hold U+0000 (and jsonb refuses it). */
+const storable = (text: string | null) => (text === null ? null : text.replaceAll('\u0000', ''));
+
+/**
+ * Writes the outcomes of several attempts in one statement: each adds an attempt log row and
+ * counts the attempt (whoever holds the lease now); only a delivery still holding the attempt's
+ * lease takes its new state — delivered, paused, due again, or dead, decided here from the counted
+ * attempts — so a worker whose lease ran out does not overwrite the outcome of the worker that
+ * took the row over. At most one outcome per delivery in one call.
+ */
+export async function recordOutcomes(db: Executor, outcomes: Outcome[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  const json = JSON.stringify(
+    outcomes.map((o, ord) => ({
+      ord,
+      id: o.id,
+      lease: o.lease?.toISOString() ?? null,
+      outcome: o.outcome,
+      url: o.url,
+      reason: storable(o.reason),
+      status_code: o.statusCode,
+      latency_ms: o.latencyMs,
+      response_body: storable(o.responseBody),
+      error: storable(o.error),
+      delays_ms: o.retryDelaysMs,
+    })),
+  );
+  await db.execute(sql`
+    WITH o AS (
+      SELECT o.*, (o.lease IS NULL OR o.lease IS NOT DISTINCT FROM d.lease_until) AS held, o.delays_ms[d.attempts + 1] AS delay_ms
+      FROM jsonb_to_recordset(${json}::jsonb) AS o(ord int, id bigint, lease timestamptz, outcome text, url text, reason text,
+        status_code int, latency_ms int, response_body text, error text, delays_ms int[])
+      JOIN webhook_deliveries d ON d.id = o.id
+    ),
+    logged AS (
+      INSERT INTO webhook_attempts (delivery_id, status_code, latency_ms, response_body, error)
+      SELECT id, status_code, latency_ms, response_body, error FROM o ORDER BY ord
+    ),
+    disabled AS (
+      INSERT INTO webhook_disabled_endpoints (url, reason)
+      SELECT DISTINCT ON (url) url, reason FROM o WHERE outcome = 'gone' ORDER BY url, ord
+      ON CONFLICT DO NOTHING
+    )
+    UPDATE webhook_deliveries d SET
+      attempts = d.attempts + 1,
+      lease_until = CASE WHEN o.held THEN NULL ELSE d.lease_until END,
+      last_status = CASE WHEN o.held THEN o.status_code ELSE d.last_status END,
+      last_error = CASE WHEN o.held THEN o.error ELSE d.last_error END,
+      status = CASE
+        WHEN NOT o.held THEN d.status
+        WHEN o.outcome = 'delivered' THEN 'delivered'
+        WHEN o.outcome = 'gone' THEN 'paused'
+        WHEN o.delay_ms IS NULL THEN 'dead'
+        ELSE d.status END,
+      delivered_at = CASE WHEN o.held AND o.outcome = 'delivered' THEN now() ELSE d.delivered_at END,
+      next_attempt_at = CASE
+        WHEN o.held AND o.outcome = 'failed' AND o.delay_ms IS NOT NULL THEN now() + make_interval(secs => o.delay_ms / 1000.0)
+        ELSE d.next_attempt_at END
+    FROM o WHERE d.id = o.id`);
 }
 
 /**
@@ -45,16 +135,6 @@ export async function claimDueDeliveries(db: Executor, limit: number, leaseMs: n
 export async function updateDelivery(db: Executor, id: number, values: Partial<typeof webhookDeliveries.$inferInsert>, lease?: Date | null) {
   const held = lease ? eq(webhookDeliveries.leaseUntil, lease) : undefined;
   await db.update(webhookDeliveries).set(values).where(and(eq(webhookDeliveries.id, id), held));
-}
-
-/** Counts an attempt, whoever holds the lease now; returns the new count. */
-export async function countAttempt(db: Executor, id: number): Promise<number> {
-  const rows = await db
-    .update(webhookDeliveries)
-    .set({ attempts: sql`${webhookDeliveries.attempts} + 1` })
-    .where(eq(webhookDeliveries.id, id))
-    .returning({ attempts: webhookDeliveries.attempts });
-  return rows[0]?.attempts ?? 0;
 }
 
 /** Hands back every lease, when no other worker can be running (the embedded database). */

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
 import { taskSchemas, webhookDeliveries, webhookKeys } from '../../db/tables.js';
 
@@ -15,6 +15,16 @@ export async function findLiveKeys(db: Executor, schemaId: number, fingerprint: 
     .select()
     .from(webhookKeys)
     .where(and(eq(webhookKeys.schemaId, schemaId), eq(webhookKeys.authFingerprint, fingerprint), live()))
+    .orderBy(desc(webhookKeys.created));
+}
+
+/** Keys that sign now for any hook_auth of these schemas, newest first. */
+export async function findLiveKeysOfSchemas(db: Executor, schemaIds: number[]) {
+  if (schemaIds.length === 0) return [];
+  return db
+    .select()
+    .from(webhookKeys)
+    .where(and(inArray(webhookKeys.schemaId, schemaIds), live()))
     .orderBy(desc(webhookKeys.created));
 }
 

@@ -106,6 +106,26 @@ export async function liveSecrets(db: Executor, secrets: SecretBox, schemaId: nu
   return rows.map((r) => secrets.decrypt(r.secretEnc));
 }
 
+/**
+ * The secrets that sign now for several (schema, hook_auth) pairs, read in one query: a function
+ * from a pair to its secrets, newest first (empty: no usable key).
+ */
+export async function liveSecretsOfPairs(db: Executor, secrets: SecretBox, pairs: { schemaId: number; auth: HookAuth }[]): Promise<(schemaId: number, auth: HookAuth) => string[]> {
+  const rows = await repo.findLiveKeysOfSchemas(db, [...new Set(pairs.map((p) => p.schemaId))]);
+  const bySchema = new Map<number, typeof rows>();
+  for (const r of rows) bySchema.set(r.schemaId, [...(bySchema.get(r.schemaId) ?? []), r]);
+  const decrypted = new Map<string, string>();
+  const decrypt = (r: (typeof rows)[number]) => {
+    let key = decrypted.get(r.id);
+    if (key === undefined) decrypted.set(r.id, (key = secrets.decrypt(r.secretEnc)));
+    return key;
+  };
+  return (schemaId, auth) => {
+    const fingerprint = authFingerprint(auth);
+    return (bySchema.get(schemaId) ?? []).filter((r) => r.authFingerprint === fingerprint).map(decrypt);
+  };
+}
+
 function keyRowToInfo(row: {
   id: string;
   schemaName: string;

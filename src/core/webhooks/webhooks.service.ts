@@ -5,12 +5,13 @@ import { AppError } from '../../errors.js';
 import { KeyedLock } from '../keyed-lock.js';
 import { WakeSignal } from '../wake-signal.js';
 import { metrics } from '../metrics.js';
-import { schemasRepo } from '../schemas/index.js';
+import type { HookAuth } from '../schemas/index.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import * as deliveries from './deliveries.repo.js';
 import { postWebhook, type SendResult } from './sender.js';
 import { newWebhookId } from './signature.js';
-import { liveSecrets } from './webhook-keys.service.js';
+import { liveSecrets, liveSecretsOfPairs } from './webhook-keys.service.js';
+import { BatchWriter } from './batch-writer.js';
 import { WAITING_FOR_KEY } from './webhook-keys.repo.js';
 import { retryDelay, webhookHeaders, type HookTarget } from './webhooks.js';
 
@@ -20,6 +21,8 @@ const LOG_BODY_BYTES = 20 * 1024;
 const QUOTE_BYTES = 500;
 /** Async deliveries wait this long for an answer. */
 const ASYNC_TIMEOUT_MS = 15_000;
+/** Outcomes written by one statement at most (a response body logged can be 20 KiB). */
+const OUTCOMES_PER_STATEMENT = 64;
 /** How often a delivery waiting for a webhook key looks again (a new key also wakes it). */
 const KEY_WAIT_MS = 60_000;
 
@@ -34,6 +37,11 @@ export class Webhooks extends WakeSignal {
   /** Serialises changes of one task within this process (a sync webhook is sent outside any transaction). */
   readonly taskLock = new KeyedLock();
   private readonly stopping = new AbortController();
+  /** Outcomes of async attempts, written together (see BatchWriter). */
+  private readonly outcomes = new BatchWriter<deliveries.Outcome>((batch) => deliveries.recordOutcomes(this.deps.database.background, batch), {
+    maxBatch: OUTCOMES_PER_STATEMENT,
+    keyOf: (o) => o.id,
+  });
 
   constructor(private readonly deps: WebhookDeps) {
     super();
@@ -113,9 +121,20 @@ export class Webhooks extends WakeSignal {
     });
   }
 
-  /** Claims up to `limit` due deliveries (see deliveries.repo claimDueDeliveries). */
-  claimDue(limit: number): Promise<deliveries.DeliveryRow[]> {
-    return deliveries.claimDueDeliveries(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
+  /**
+   * Claims up to `limit` due deliveries (see deliveries.repo claimDueDeliveries), with the keys
+   * that sign them: read once for the batch, just before it is sent, so a rotation or a
+   * revocation applies from the next claim on.
+   */
+  async claimDue(limit: number): Promise<ClaimedDelivery[]> {
+    const db = this.deps.database.background;
+    const rows = await deliveries.claimDueDeliveries(db, limit, this.deps.config.webhookLeaseMs);
+    const signed = rows.filter((r) => r.hookAuth !== null).map((r) => ({ schemaId: r.schemaId, auth: r.hookAuth! }));
+    const secretsOf = signed.length > 0 ? await liveSecretsOfPairs(db, this.deps.secrets, signed) : () => [];
+    return rows.map(({ hookAuth, ...row }) => {
+      const secrets = hookAuth ? secretsOf(row.schemaId, hookAuth) : [];
+      return { row, auth: hookAuth, secrets: hookAuth && secrets.length === 0 ? null : secrets };
+    });
   }
 
   /** Ends every webhook request still in flight, as failed (the server stops and cannot wait longer). */
@@ -124,46 +143,53 @@ export class Webhooks extends WakeSignal {
   }
 
   /** Hands claimed deliveries back: their leases end now, if this worker still holds them. */
-  async release(rows: deliveries.DeliveryRow[]): Promise<void> {
-    await Promise.all(rows.map((row) => deliveries.updateDelivery(this.deps.database.background, row.id, { leaseUntil: null }, row.leaseUntil)));
+  async release(items: ClaimedDelivery[]): Promise<void> {
+    await Promise.all(items.map(({ row }) => deliveries.updateDelivery(this.deps.database.background, row.id, { leaseUntil: null }, row.leaseUntil)));
   }
 
   /** Claims a batch of due deliveries and sends them all; returns how many were claimed. */
   async runDue(limit = 32): Promise<number> {
-    const rows = await this.claimDue(limit);
-    await Promise.all(rows.map((row) => this.deliver(row)));
-    return rows.length;
+    const items = await this.claimDue(limit);
+    await Promise.all(items.map((item) => this.deliver(item)));
+    return items.length;
   }
 
-  /** Sends one claimed delivery and records the outcome. Never throws for a receiver's failure. */
-  async deliver(row: deliveries.DeliveryRow): Promise<void> {
-    const db = this.deps.database.background;
-    const version = await schemasRepo.findVersionById(db, row.versionId);
-    const auth = version?.hookAuth ?? null;
-    const secrets = await this.secretsFor(db, { auth, schemaId: row.schemaId });
+  /**
+   * Sends one claimed delivery and records the outcome (with those of other deliveries that
+   * finish meanwhile, in one statement). Never throws for a receiver's failure.
+   */
+  async deliver({ row, auth, secrets }: ClaimedDelivery): Promise<void> {
     if (secrets === null) {
       // No attempt is counted: the delivery waits until a key exists (creating one wakes it).
+      const db = this.deps.database.background;
       await deliveries.updateDelivery(db, row.id, { leaseUntil: null, lastError: WAITING_FOR_KEY, nextAttemptAt: new Date(Date.now() + KEY_WAIT_MS) }, row.leaseUntil);
       return;
     }
     const headers = webhookHeaders(auth, secrets, row.webhookId, Math.floor(Date.now() / 1000), row.payload);
     const result = await postWebhook({ url: row.url, body: row.payload, headers, timeoutMs: ASYNC_TIMEOUT_MS, maxBody: LOG_BODY_BYTES, signal: this.stopping.signal });
     countDelivery('async', result);
-    await db.transaction(async (tx) => {
-      await deliveries.insertAttempt(tx, attemptOf(row.id, result));
-      const attempts = await deliveries.countAttempt(tx, row.id);
-      const common = { leaseUntil: null, lastStatus: result.status, lastError: result.error };
-      const lease = row.leaseUntil;
-      if (result.ok) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'delivered', deliveredAt: new Date() }, lease);
-      if (result.status === 410) {
-        await deliveries.disableEndpoint(tx, row.url, `answered 410 Gone to delivery ${row.webhookId}`);
-        return deliveries.updateDelivery(tx, row.id, { ...common, status: 'paused' }, lease);
-      }
-      const delay = retryDelay(this.deps.config.webhookRetrySchedule, attempts, result.retryAfterMs);
-      if (delay === null) return deliveries.updateDelivery(tx, row.id, { ...common, status: 'dead' }, lease);
-      return deliveries.updateDelivery(tx, row.id, { ...common, nextAttemptAt: new Date(Date.now() + delay) }, lease);
+    const schedule = this.deps.config.webhookRetrySchedule;
+    const outcome = result.ok ? 'delivered' : result.status === 410 ? 'gone' : 'failed';
+    await this.outcomes.write({
+      id: row.id,
+      lease: row.leaseUntil,
+      outcome,
+      url: row.url,
+      reason: result.status === 410 ? `answered 410 Gone to delivery ${row.webhookId}` : null,
+      statusCode: result.status,
+      latencyMs: result.latencyMs,
+      responseBody: result.body,
+      error: result.error,
+      retryDelaysMs: outcome === 'failed' ? schedule.map((_, i) => retryDelay(schedule, i + 1, result.retryAfterMs)!) : [],
     });
   }
+}
+
+/** A delivery claimed for sending, with what signs it; `secrets` is null when its hook_auth has no live key. */
+export interface ClaimedDelivery {
+  row: deliveries.DeliveryRow;
+  auth: HookAuth | null;
+  secrets: string[] | null;
 }
 
 /** The first `n` bytes of a text, without a broken character at the end. */
