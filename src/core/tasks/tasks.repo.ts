@@ -4,18 +4,18 @@ import { namedStatement, toDate, toDateOrNull, type NamedStatement } from '../..
 import { TASK_EVENTS_CHANNEL } from '../events/task-events.js';
 import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes, users } from '../../db/tables.js';
 
-/** A task row as the named statements of this file return it (snake_case columns, timestamps as text). */
+/** A task row as the named statements of this file return it (snake_case columns). */
 export interface TaskSqlRow {
   id: string;
-  created: string;
-  updated: string;
+  created: Date | string;
+  updated: Date | string;
   ttype_id: number;
   schema_id: number;
   state: string | null;
   resolved: boolean;
   user_id: string | null;
   meta: Record<string, unknown> | null;
-  cancelled_at: string | null;
+  cancelled_at: Date | string | null;
   cancel_reason: string | null;
 }
 
