@@ -21,30 +21,17 @@ async function statementsOf(database: Database, fn: () => Promise<unknown>): Pro
     const text = typeof config === 'string' ? config : (config as { text?: string } | null)?.text;
     if (text !== undefined) seen.push(text.replace(/\s+/g, ' ').trim());
   };
-  if (database.pglite) {
-    const client = database.pglite as unknown as { query: (...a: unknown[]) => unknown };
-    const original = client.query;
-    client.query = function (this: unknown, ...args: unknown[]) {
-      record(args[0]);
-      return original.apply(this, args);
-    };
-    try {
-      await fn();
-    } finally {
-      client.query = original;
-    }
-  } else {
-    const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
-    const original = proto.query;
-    proto.query = function (this: unknown, ...args: unknown[]) {
-      record(args[0]);
-      return original.apply(this, args);
-    };
-    try {
-      await fn();
-    } finally {
-      proto.query = original;
-    }
+  // On PGlite the instance's own query (which the drizzle client calls); on PostgreSQL every pooled client's.
+  const target = (database.pglite ?? pg.Client.prototype) as unknown as { query: (...a: unknown[]) => unknown };
+  const original = target.query;
+  target.query = function (this: unknown, ...args: unknown[]) {
+    record(args[0]);
+    return original.apply(this, args);
+  };
+  try {
+    await fn();
+  } finally {
+    target.query = original;
   }
   return seen;
 }

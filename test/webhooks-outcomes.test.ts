@@ -147,13 +147,19 @@ test('outcomes that come in together share a statement; one the database refuses
   expect(batches).toEqual([[12, 13, 14], [12], [13], [14]]);
 });
 
-test("a claimed batch of two schemas' deliveries: each signed by its own schema's key only", async () => {
+/** A fresh database, its Webhooks and a receiver that answers 200 (closed after the test). */
+async function webhooksWithReceiver() {
   const database = await freshDatabase();
   const config = testConfig();
   const secrets = loadSecretBox(config);
   const webhooks = new Webhooks({ database, config, secrets });
   const receiver = await startReceiver();
   cleanups.push(() => receiver.close());
+  return { database, secrets, webhooks, receiver };
+}
+
+test("a claimed batch of two schemas' deliveries: each signed by its own schema's key only", async () => {
+  const { database, secrets, webhooks, receiver } = await webhooksWithReceiver();
   await installSchema(database, schemaYaml('acme:one', receiver.url));
   await installSchema(database, schemaYaml('acme:two', receiver.url));
   const keyOne = (await createWebhookKey(database, secrets, { schemaName: 'acme:one', graceMs: 0 })).key;
@@ -176,12 +182,7 @@ test("a claimed batch of two schemas' deliveries: each signed by its own schema'
 });
 
 test('a worker draining 150 deliveries: each arrives once and is recorded delivered after one attempt', async () => {
-  const database = await freshDatabase();
-  const config = testConfig();
-  const secrets = loadSecretBox(config);
-  const webhooks = new Webhooks({ database, config, secrets });
-  const receiver = await startReceiver();
-  cleanups.push(() => receiver.close());
+  const { database, secrets, webhooks, receiver } = await webhooksWithReceiver();
   await installSchema(database, schemaYaml('acme:many', receiver.url));
   await createWebhookKey(database, secrets, { schemaName: 'acme:many', graceMs: 0 });
   const ids = await queueDeliveries(database, webhooks, 'acme:many', 150);
