@@ -4,31 +4,13 @@
  * `node --cpu-prof` profile.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { summarise, type LatencySummary } from './lib-db.js';
+import { repoRoot as root, startServer as startBenchServer, tempDir, waitFor200 } from './lib.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/**
- * The built CLI when `npm install` has built it and no source file changed since, otherwise the
- * sources through tsx (a stale dist/ would measure yesterday's code).
- */
-export function serverEntry(): { args: string[]; label: string } {
-  const built = path.join(root, 'dist/src/main.js');
-  if (existsSync(built)) {
-    const builtAt = statSync(built).mtimeMs;
-    const src = path.join(root, 'src');
-    const changed = readdirSync(src, { recursive: true }).some((f) => String(f).endsWith('.ts') && statSync(path.join(src, String(f))).mtimeMs > builtAt);
-    if (!changed) return { args: [path.join(root, 'bin/task-inbox.js')], label: 'node bin/task-inbox.js (dist)' };
-  }
-  return { args: ['--import', 'tsx', path.join(root, 'src/main.ts')], label: 'node --import tsx src/main.ts' };
-}
-
-export interface ServerProcess {
+export interface ProfiledServer {
   origin: string;
   pid: number;
   /** SIGTERM and wait for the exit; returns the CPU profile's summary when started with `profile`. */
@@ -36,71 +18,32 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `serve` on a free loopback port with `env` (on top of PATH and HOME only, so that the
- * caller's DATABASE_URL does not leak in) and waits until /readyz answers 200.
+ * Starts `serve` as bench/lib.ts's startServer does (a free loopback port, only the given
+ * settings), optionally under `node --cpu-prof`, and waits until /readyz answers 200 too.
  */
-export async function startServer(env: Record<string, string>, opts: { profile?: boolean } = {}): Promise<ServerProcess> {
-  const entry = serverEntry();
-  const profileDir = opts.profile ? mkdtempSync(path.join(os.tmpdir(), 'ti-prof-')) : undefined;
-  const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...entry.args, 'serve', '--port', '0', '--host', '127.0.0.1'];
-  const child = spawn(process.execPath, nodeArgs, {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const origin = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start within 60 s:\n${output.slice(-2000)}`)), 60_000);
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      const m = /listening on (http:\/\/[^\s]+)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${code}) before listening:\n${output.slice(-2000)}`));
-    });
-  });
-  // Keep reading, so a chatty server never blocks on a full pipe; warnings show up on our stderr.
-  child.stdout!.removeAllListeners('data');
-  child.stderr!.removeAllListeners('data');
-  child.stdout!.on('data', () => {});
-  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[server] ${d.toString()}`));
-  for (let i = 0; ; i++) {
-    const res = await fetch(`${origin}/readyz`).catch(() => undefined);
-    await res?.arrayBuffer();
-    if (res?.status === 200) break;
-    if (i > 200) throw new Error('the server did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
+export async function startServer(env: Record<string, string>, opts: { profile?: boolean } = {}): Promise<ProfiledServer> {
+  const profileDir = opts.profile ? tempDir('ti-prof-') : undefined;
+  const server = await startBenchServer({ env, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir.dir}`] : [] });
+  try {
+    await waitFor200(`${server.origin}/readyz`, 20_000, () => server.proc.exitCode === null);
+  } catch (err) {
+    await server.stop();
+    throw err;
   }
   return {
-    origin,
-    pid: child.pid!,
+    origin: server.origin,
+    pid: server.pid,
     async stop() {
-      await stopChild(child, exited);
+      await server.stop();
       if (!profileDir) return undefined;
-      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-      const summary = file ? summariseCpuProfile(path.join(profileDir, file)) : 'no profile was written';
+      const file = readdirSync(profileDir.dir).find((f) => f.endsWith('.cpuprofile'));
+      const summary = file ? summariseCpuProfile(path.join(profileDir.dir, file)) : 'no profile was written';
       // Kept for a closer look (e.g. in Chrome's DevTools) when the caller asks.
-      if (process.env.BENCH_KEEP_PROFILE && file) process.stderr.write(`profile kept: ${path.join(profileDir, file)}\n`);
-      else rmSync(profileDir, { recursive: true, force: true });
+      if (process.env.BENCH_KEEP_PROFILE && file) process.stderr.write(`profile kept: ${path.join(profileDir.dir, file)}\n`);
+      else profileDir.remove();
       return summary;
     },
   };
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<number | null>) {
-  if (child.exitCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 export interface HttpRun extends LatencySummary {

@@ -44,7 +44,8 @@ import {
   wireValue,
   type TargetResult,
 } from './lib-db.js';
-import { cpuMark, cpuPerRequest, runLoad, serverEntry, startServer } from './lib-server.js';
+import { cpuMark, cpuPerRequest, runLoad, startServer } from './lib-server.js';
+import { serveCommand } from './lib.js';
 
 const opts = benchOptions();
 const TASKS = numberOption(opts.args, 'tasks', opts.quick ? 100_000 : 1_000_000);
@@ -98,9 +99,9 @@ async function fill(client: pg.Client, tasks: number) {
 }
 
 async function main() {
-  log(`GET /api/v1/tasks/?resolved=un with ${TASKS.toLocaleString('en')} tasks: ${REQUESTS} requests per page by ${CLIENTS} clients (after ${WARM_REQUESTS} to warm up), server: ${serverEntry().label}`);
+  log(`GET /api/v1/tasks/?resolved=un with ${TASKS.toLocaleString('en')} tasks: ${REQUESTS} requests per page by ${CLIENTS} clients (after ${WARM_REQUESTS} to warm up), server: ${serveCommand().via}`);
   const targets: TargetResult[] = [];
-  const details: Record<string, unknown> = { profile: PROFILE_NOTES, tasks: TASKS, depth: DEPTH, requests: REQUESTS, clients: CLIENTS, server: serverEntry().label, cpus: os.cpus().length };
+  const details: Record<string, unknown> = { profile: PROFILE_NOTES, tasks: TASKS, depth: DEPTH, requests: REQUESTS, clients: CLIENTS, server: serveCommand().via, cpus: os.cpus().length };
   const fresh = await createFreshDatabase(opts.pgAdminUrl);
   let exit = 0;
   try {

@@ -38,6 +38,7 @@
  * background work. `--worker off` measures the request path alone.
  */
 import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -63,7 +64,8 @@ import {
   type LatencySummary,
   type TargetResult,
 } from './lib-db.js';
-import { cpuMark, cpuPerRequest, runLoad, serverEntry, startServer, type HttpRun } from './lib-server.js';
+import { cpuMark, cpuPerRequest, runLoad, startServer, type HttpRun } from './lib-server.js';
+import { serveCommand } from './lib.js';
 
 const opts = benchOptions();
 const SECONDS = numberOption(opts.args, 'seconds', opts.quick ? 3 : 10);
@@ -180,12 +182,16 @@ async function postgresPart(): Promise<{ pairs: Pair[]; statements: string[]; sc
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
+        await drained({ connectionString: fresh.url });
         const { http, m0, m1 } = await loadServer(server, prepared.key, clients);
+        await drained({ connectionString: fresh.url });
+        const a0 = cpuMark(server.pid);
         const anchor = await runPgbench({ url: fresh.url, script, defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
         const m2 = cpuMark(server.pid);
+        await drained({ connectionString: fresh.url });
         const ownRun = await runPgbench({ url: fresh.url, script: ownScript.script, defines: ownScript.defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
         for (const [name, run] of [['the issue', anchor], ["the server's statements", ownRun]] as const) if (run.failed > 0) log(`pgbench (${name}): ${run.failed} transactions failed`);
-        pairs.push({ clients, server: http, anchor, own: ownRun, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m1, m2, anchor.total) } });
+        pairs.push({ clients, server: http, anchor, own: ownRun, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(a0, m2, anchor.total) } });
         log(`PostgreSQL, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; pgbench ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms (the server's statements: ${round(ownRun.tps, 0)} tps p99 ${round(ownRun.p99)} ms)`);
       }
     } finally {
@@ -223,6 +229,26 @@ function pgliteRunner(client: PGlite, statements: CapturedStatement[]) {
     });
     for (const s of after) await client.query(s.text, bind(s.values, taskId));
   };
+}
+
+/**
+ * Waits until the server's notification worker has fanned out every new-task event, so that the
+ * backlog of one run is not worked off during the next (which would slow that one down).
+ */
+async function drained(connection: pg.ClientConfig) {
+  const client = new pg.Client(connection);
+  await client.connect();
+  try {
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM notification_events');
+      if (rows[0]!.n === 0) return;
+      if (performance.now() > deadline) throw new Error(`the notification worker left ${rows[0]!.n} events after 60 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 /** POSTs to the server from `clients` connections: a warm-up, then the measured run, with the server's CPU before and after. */
@@ -281,7 +307,10 @@ async function embeddedPart(): Promise<{ pairs: Pair[]; profile?: string }> {
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
+        const socket = { host: dir, port: 5432, user: 'postgres', database: 'postgres' };
+        await drained(socket);
         const { http, m0, m1 } = await loadServer(server, prepared.key, clients);
+        await drained(socket);
         await runInProcess(run, clients, WARM);
         const m2 = cpuMark(server.pid);
         const anchor = await runInProcess(run, clients, SECONDS);
@@ -395,9 +424,9 @@ function printCpu(pairs: Pair[], anchorLabel: string) {
 }
 
 async function main() {
-  log(`POST /api/v1/tasks/: ${SECONDS} s per run after ${WARM} s of warm-up, WORKER=${WORKER}, server: ${serverEntry().label}${PROFILE ? ', with --cpu-prof' : ''}`);
+  log(`POST /api/v1/tasks/: ${SECONDS} s per run after ${WARM} s of warm-up, WORKER=${WORKER}, server: ${serveCommand().via}${PROFILE ? ', with --cpu-prof' : ''}`);
   const targets: TargetResult[] = [];
-  const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serverEntry().label, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE, profile: PROFILE_NOTES };
+  const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serveCommand().via, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE, profile: PROFILE_NOTES };
   let failed = false;
   if (ONLY !== 'embedded') {
     try {
