@@ -429,3 +429,21 @@ describe('fan-out batches', () => {
     expect(messages!.n).toBe(80);
   });
 });
+
+test('tasks posted close together wake the worker once, shortly after', async () => {
+  let wakes = 0;
+  const stop = h.notifications.onWake(() => wakes++);
+  try {
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 20 }, () => h.newTask()));
+    const posted = performance.now() - t0;
+    const deadline = performance.now() + 1000;
+    while (wakes === 0 && performance.now() < deadline) await sleep(5);
+    expect(wakes).toBeGreaterThanOrEqual(1);
+    // One wake per 50 ms window at most, however many tasks came in it.
+    expect(wakes).toBeLessThanOrEqual(Math.ceil(posted / 50) + 1);
+    expect(wakes).toBeLessThan(20);
+  } finally {
+    stop();
+  }
+});

@@ -95,7 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     taskRoutes(deps.database, webhooks, events, () => {
       metrics.tasksCreated.inc();
-      notifications.wake();
+      notifications.taskPosted();
     }),
   );
   await app.register(deliveryRoutes(deps.database, webhooks));

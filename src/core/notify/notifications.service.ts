@@ -41,6 +41,8 @@ export interface NotificationBatch {
  * statement for many tasks, not one each). Claims fan out repeatedly, within FAN_OUT_BUDGET_MS.
  */
 const MESSAGES_PER_FAN_OUT = 32;
+/** How long after a new task the worker looks for it: the tasks posted meanwhile are fanned out together. */
+export const NEW_TASK_WAKE_MS = 50;
 const MAX_EVENTS_PER_FAN_OUT = 64;
 const LINK_PURPOSE = 'action-link';
 /** How long one claim may spend fanning out before it claims due messages. */
@@ -60,6 +62,7 @@ export class Notifications extends WakeSignal {
   /** New tasks the next fan-out statement takes (see MESSAGES_PER_FAN_OUT), and what the last one asked for. */
   private eventsPerFanOut = 1;
   lastFanOutLimit = 1;
+  private newTaskTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: NotificationDeps) {
     super();
@@ -73,6 +76,20 @@ export class Notifications extends WakeSignal {
       throw err;
     });
     return this.vapid;
+  }
+
+  /**
+   * A task was posted: wakes this process's worker NEW_TASK_WAKE_MS later, once for every task
+   * posted meanwhile, so that a busy inbox fans out its new tasks in batches instead of a claim
+   * per task (each claim costs the database statements the requests are waiting for).
+   */
+  taskPosted() {
+    if (this.newTaskTimer) return;
+    this.newTaskTimer = setTimeout(() => {
+      this.newTaskTimer = undefined;
+      this.wake();
+    }, NEW_TASK_WAKE_MS);
+    this.newTaskTimer.unref();
   }
 
   /** Signs a one-tap link's random part: the link is `<random>.<signature>`. */
@@ -243,6 +260,8 @@ export class Notifications extends WakeSignal {
   }
 
   close() {
+    clearTimeout(this.newTaskTimer);
+    this.newTaskTimer = undefined;
     this.senders.close();
   }
 }
