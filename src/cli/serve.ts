@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { deleteExpiredIdempotencyKeys, IDEMPOTENCY_TTL_HOURS } from '../core/tasks/index.js';
 import { migrate, openDatabase } from '../db/index.js';
-import { baseUrlOf, buildApp } from '../http/app.js';
-import { startMetricsServer } from '../http/metrics-server.js';
+import type { buildApp } from '../http/app.js';
+import type { startMetricsServer } from '../http/metrics-server.js';
 import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';
@@ -10,7 +10,6 @@ import { Webhooks } from '../core/webhooks/index.js';
 import { createSetupToken } from '../core/people/index.js';
 import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
 import type { DeliveryWorker } from '../worker/delivery-worker.js';
-import { startWorkers } from '../worker/workers.js';
 import type { Config } from '../config.js';
 import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
@@ -47,6 +46,7 @@ async function startWorker(
       `WEBHOOK_LEASE is ${config.webhookLeaseMs} ms, shorter than a delivery may take (15 s): with several workers, slow deliveries will be sent twice.`,
     );
   }
+  const { startWorkers } = await import('../worker/workers.js');
   return startWorkers(webhooks, notifications, { log: log as never });
 }
 
@@ -90,7 +90,19 @@ export function registerServeCommands(program: Command, io: CliIo) {
     .option('--host <host>', 'override HOST')
     .action(async (opts: { port?: string; host?: string }) => {
       const config = configOf(io);
+      // The HTTP modules load while PostgreSQL's WebAssembly compiles (off the main thread): the
+      // two were the largest parts of the start, one after the other.
+      const loading = Promise.all([import('../http/app.js'), import('../http/metrics-server.js')]);
+      loading.catch(() => {}); // when opening the database fails first, that is the error to report
       const database = await openDatabase(config, 'server');
+      let modules: Awaited<typeof loading>;
+      try {
+        modules = await loading;
+      } catch (err) {
+        await database.close();
+        throw err;
+      }
+      const [{ baseUrlOf, buildApp }, { startMetricsServer }] = modules;
       let app: Awaited<ReturnType<typeof buildApp>> | undefined;
       let worker: DeliveryWorker | undefined;
       let notifications: Notifications | undefined;

@@ -1,5 +1,5 @@
-import nodemailer, { type Transporter } from 'nodemailer';
-import webpush from 'web-push';
+import type { Transporter } from 'nodemailer';
+import type webpushModule from 'web-push';
 import type { Config } from '../../config.js';
 import type { PushMessage } from '../../contract/index.js';
 import { postWebhook } from '../webhooks/sender.js';
@@ -38,11 +38,19 @@ const PUSH_TTL_SECONDS = 24 * 3600;
 const VAPID_TOKEN_SECONDS = 12 * 3600;
 const VAPID_RENEW_MS = 11 * 3600_000;
 
+/*
+ * nodemailer and web-push are loaded at the first message that needs them: a server that never
+ * sends one does not spend its start compiling them.
+ */
+type WebPush = typeof webpushModule;
+let webpushLoading: Promise<WebPush> | undefined;
+const loadWebPush = (): Promise<WebPush> => (webpushLoading ??= import('web-push').then((m) => m.default));
+
 const failure = (error: string): SendOutcome => ({ ok: false, status: null, error, retryAfterMs: null, gone: false });
 
 /** Sends over each channel kind. One instance per process: it keeps the SMTP connection pool. */
 export class Senders {
-  private mailer: Transporter | undefined;
+  private mailer: Promise<Transporter> | undefined;
   private readonly stopping = new AbortController();
   /** Signed VAPID tokens by push service origin and key: signing one per message would cost CPU for nothing. */
   private readonly vapidTokens = new Map<string, { authorization: string; renewAt: number }>();
@@ -50,7 +58,7 @@ export class Senders {
   constructor(private readonly config: Config) {}
 
   /** The `Authorization` header for a push service: a VAPID JWT whose `aud` is the service's origin. */
-  private vapidAuthorization(endpoint: string, vapid: VapidKeys): string {
+  private vapidAuthorization(webpush: WebPush, endpoint: string, vapid: VapidKeys): string {
     const audience = new URL(endpoint).origin;
     const key = `${audience} ${vapid.publicKey} ${vapid.subject}`;
     const cached = this.vapidTokens.get(key);
@@ -62,11 +70,12 @@ export class Senders {
   }
 
   async push(target: PushTarget, vapid: VapidKeys, message: PushMessage | string): Promise<SendOutcome> {
-    let details: ReturnType<typeof webpush.generateRequestDetails>;
+    const webpush = await loadWebPush();
+    let details: ReturnType<WebPush['generateRequestDetails']>;
     try {
       details = webpush.generateRequestDetails(target, typeof message === 'string' ? message : JSON.stringify(message), {
         // No vapidDetails (and no process-wide web-push setting): the header below is the VAPID one.
-        headers: { Authorization: this.vapidAuthorization(target.endpoint, vapid) },
+        headers: { Authorization: this.vapidAuthorization(webpush, target.endpoint, vapid) },
         TTL: PUSH_TTL_SECONDS,
         urgency: 'high',
       });
@@ -116,13 +125,14 @@ export class Senders {
 
   private async email(to: string, content: Content): Promise<SendOutcome> {
     if (!this.config.smtpUrl) return failure('email is not set up on this server (SMTP_URL)');
-    this.mailer ??= nodemailer.createTransport(this.config.smtpUrl, { from: this.config.smtpFrom });
+    const { smtpUrl, smtpFrom } = this.config;
+    this.mailer ??= import('nodemailer').then((m) => m.default.createTransport(smtpUrl, { from: smtpFrom }));
     const message =
       'test' in content
         ? { subject: 'task-inbox: test message', text: content.test }
         : { subject: subjectFor(content.tasks), text: textFor(content.tasks), html: htmlFor(content.tasks) };
     try {
-      await this.mailer.sendMail({ to, ...message });
+      await (await this.mailer).sendMail({ to, ...message });
       return { ok: true, status: null, error: null, retryAfterMs: null, gone: false };
     } catch (err) {
       const e = err as Error & { responseCode?: number };
@@ -136,6 +146,9 @@ export class Senders {
   }
 
   close() {
-    this.mailer?.close();
+    void this.mailer?.then(
+      (mailer) => mailer.close(),
+      () => {},
+    );
   }
 }
