@@ -236,6 +236,7 @@ function pgliteRunner(client: PGlite, statements: CapturedStatement[]) {
  * backlog of one run is not worked off during the next (which would slow that one down).
  */
 async function drained(connection: pg.ClientConfig) {
+  if (WORKER === 'off') return; // nobody fans them out: they stay
   const client = new pg.Client(connection);
   await client.connect();
   try {

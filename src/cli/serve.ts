@@ -10,6 +10,7 @@ import { Webhooks } from '../core/webhooks/index.js';
 import { createSetupToken } from '../core/people/index.js';
 import { releaseAllLeases } from '../core/webhooks/deliveries.repo.js';
 import type { DeliveryWorker } from '../worker/delivery-worker.js';
+import { startEmbeddedMaintenance } from '../db/embedded-maintenance.js';
 import type { Config } from '../config.js';
 import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
@@ -139,14 +140,18 @@ export function registerServeCommands(program: Command, io: CliIo) {
       }
 
       const cleanup = startCleanup(database, app.log);
+      // PGlite has no autovacuum: the server vacuums and analyzes the embedded database itself.
+      const maintenance = database.pglite ? startEmbeddedMaintenance(database, { log: app.log }) : undefined;
 
       await untilStopSignal(io);
       clearInterval(cleanup);
+      const maintained = maintenance?.stop();
       // Both at once: no new request and no new claim from now on; what is in flight gets
       // SHUTDOWN_TIMEOUT to finish, and deliveries still running then go back to the outbox for
       // the other instances.
       await Promise.all([stopGracefully(app, worker, webhooks!, notifications, config.shutdownTimeoutMs), metricsServer?.close()]);
       notifications.close();
+      await maintained;
       await database.close();
       io.err('task-inbox stopped.\n');
     });
