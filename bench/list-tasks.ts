@@ -73,9 +73,9 @@ const log = (s = '') => process.stderr.write(`${s}\n`);
 /** What `--profile` showed in the development runs of 2026-11-30 (2 cores, shared); run with --profile for a fresh one. */
 const PROFILE_NOTES = [
   'PostgreSQL answers each page query in 0.03-0.05 ms (EXPLAIN ANALYZE: an index scan of tasks_unresolved_seq_idx, 5-6 buffers, first page and deep page alike);',
-  'the server process needs 2.5-4.6 ms of CPU per request, so with 4 clients requests queue behind each other in its one thread.',
-  'Of its busy time: ~27 % writev to the PostgreSQL sockets (3 statements per request), ~14 % drizzle building the SQL text,',
-  '~11 % pg-protocol parsing 51 rows, ~11 % the zod response schema check before JSON.stringify, ~8 % writing the HTTP answer.',
+  'the server process needs about 0.9-1.1 ms of CPU per request (it was 2.5-4.6 ms with three drizzle-built statements), so with 4 clients a request waits',
+  'behind up to three others in its one thread. Of its busy time: ~29 % writev (the key lookup, the page, the HTTP answer), ~13 % the zod response check,',
+  '~7 % turning 51 rows into API tasks (dates parsed and formatted), pg parsing rows ~6 %.',
 ].join('\n');
 
 async function fill(client: pg.Client, tasks: number) {

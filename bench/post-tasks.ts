@@ -132,16 +132,16 @@ const log = (s = '') => process.stderr.write(`${s}\n`);
 
 /**
  * What `--profile` (node --cpu-prof on the server) showed in the development runs of 2026-11-30
- * on the 2-core machine, shared with other benchmarks; run with --profile for a fresh one.
+ * on the 2-core machine; run with --profile for a fresh one.
  */
 const PROFILE_NOTES = [
-  'PostgreSQL: the server process used about 1.6-2.3 ms of CPU per POST; pgbench plus PostgreSQL about 2.1-3 ms per transaction, with 2 cores for all of it.',
-  'Of the server busy time: ~37 % in writev to the PostgreSQL sockets (8 statements per POST, each a round trip: the system call that wakes the backend is expensive on this VM),',
-  '~15 % pg-protocol parsing answers, ~10 % drizzle building SQL text per query (entity.is, buildQueryFromSourceParams), the rest Fastify/HTTP and zod.',
-  'Embedded: ~64 % of the server busy time is PGlite itself (wasm and its protocol JS), ~11 % drizzle, ~5 % Fastify/HTTP; the server used 5-7 ms CPU per POST',
-  'against 2.4 ms per POST for the same statements on PGlite in-process.',
-  'The server, its load generator and PostgreSQL share 2 cores, so the server CPU per request lowers the ceiling: on this machine the PostgreSQL ratio cannot',
-  'approach 0.85x unless the server needs well under 0.5 ms CPU per POST.',
+  'PostgreSQL: the server process uses about 0.45-0.7 ms of CPU per POST (it was 1.6-2.3 ms with eight statements built by drizzle per POST);',
+  'about a third of its busy time is writev (one socket write per statement and per HTTP answer: the system call that wakes the other side is expensive on this VM),',
+  'the rest HTTP parsing, the zod body check and answer, and pg-protocol. PostgreSQL runs the server\'s two statements (key lookup; one statement for type, task,',
+  'history, notification and outbox row) for less CPU than the issue\'s eight, which is how the server can come near pgbench on the issue\'s transaction.',
+  'Embedded: PGlite takes about two thirds of the server\'s busy time (WebAssembly, and its JavaScript side of the protocol: each query is six calls into',
+  'the WebAssembly module); HTTP, Fastify and zod most of the rest. The server spends about 2-3.8 ms of CPU per POST against 1.4 ms for its two statements',
+  'alone in-process; the overhead per request is highest at 8 clients (the event loop turns over for fewer requests at a time).',
 ].join('\n');
 
 interface Pair {
