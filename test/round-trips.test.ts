@@ -5,8 +5,8 @@ import { createTestApp, sampleSchema, type TestApp } from './helpers/app.js';
 import { installSchema } from '../src/core/schemas/index.js';
 
 // Issue 9: the hot routes cost the database as few round trips as they can. A POST of a task is
-// the key lookup and one statement (type, task, history, live update and outbox row together); a
-// page of the list is the key lookup and the page (task types are read once per process).
+// one statement (key, type, task, history, live update and outbox row together); a page of the
+// list is the key lookup and the page (task types are read once per process).
 
 let t: TestApp;
 beforeAll(async () => {
@@ -39,16 +39,16 @@ async function statementsOf(database: Database, fn: () => Promise<unknown>): Pro
 const post = (body: object) => t.call({ method: 'POST', url: '/api/v1/tasks/', payload: body, key: t.key });
 
 describe('POST /api/v1/tasks/', () => {
-  test('two statements: the key, then everything else in one', async () => {
+  test('one statement: the key is checked by the statement that writes the task', async () => {
     expect((await post({ schema_name: 'acme:moderation', task: 'flag-content' })).statusCode).toBe(200); // stamps the key's last use
     let res!: Awaited<ReturnType<typeof post>>;
     const statements = await statementsOf(t.database, async () => {
       res = await post({ schema_name: 'acme:moderation', task: 'flag-content', state: 'level1', meta: { n: 1 } });
     });
     expect(res.statusCode).toBe(200);
-    expect(statements).toHaveLength(2);
-    expect(statements[0]).toMatch(/FROM api_keys/);
-    expect(statements[1]).toMatch(/INSERT INTO tasks/);
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(/FROM api_keys WHERE key_hash/);
+    expect(statements[0]).toMatch(/INSERT INTO tasks/);
   });
 
   test('the one statement writes the task, its created entry and its outbox event, and sends the live update', async () => {
@@ -96,5 +96,37 @@ describe('GET /api/v1/tasks/', () => {
     const page = (await t.call({ method: 'GET', url: '/api/v1/tasks/?resolved=un&order=newest&limit=1', key: t.key })).json();
     expect(page.tasks[0].id).toBe(created.task.id);
     expect(page.types[String(created.task.ttype_id)]).toMatchObject({ version: 1, semver: '2', pending_states: ['level1', 'level2', 'level3'] });
+  });
+});
+
+describe('POST checks its key in the statement that writes', () => {
+  const count = async () => (await t.database.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks'))[0]!.n;
+
+  test('a new key posts, and its first use is stamped; a revoked, unknown or other-schema key writes nothing', async () => {
+    const { createApiKey, revokeApiKey } = await import('../src/core/keys/index.js');
+    const body = { schema_name: 'acme:moderation', task: 'flag-content', state: 'level1' };
+    const fresh = await createApiKey(t.database, { name: 'fresh' });
+    const res = await t.call({ method: 'POST', url: '/api/v1/tasks/', payload: body, key: fresh.key });
+    expect(res.statusCode).toBe(200);
+    const [used] = await t.database.query<{ last_used_at: Date | null }>('SELECT last_used_at FROM api_keys WHERE id = $1', [fresh.id]);
+    expect(used!.last_used_at).not.toBeNull();
+    const [history] = await t.database.query<{ api_key_id: string }>('SELECT api_key_id FROM task_history WHERE task_id = $1', [res.json().task.id]);
+    expect(history!.api_key_id).toBe(fresh.id);
+
+    const other = await createApiKey(t.database, { name: 'other-schema', schemaName: 'acme:moderation' });
+    await t.database.query("INSERT INTO task_schemas (name) VALUES ('acme:elsewhere')");
+    await revokeApiKey(t.database, fresh.id);
+    const before = await count();
+    const refused = [
+      await t.call({ method: 'POST', url: '/api/v1/tasks/', payload: body, key: fresh.key }),
+      await t.call({ method: 'POST', url: '/api/v1/tasks/', payload: body, key: 'not-a-key' }),
+      await t.call({ method: 'POST', url: '/api/v1/tasks/', payload: { ...body, schema_name: 'acme:elsewhere' }, key: other.key }),
+    ];
+    expect(refused.map((r) => [r.statusCode, r.json().type])).toEqual([
+      [403, expect.stringContaining('api-key-invalid')],
+      [403, expect.stringContaining('api-key-invalid')],
+      [403, expect.stringContaining('api-key-wrong-schema')],
+    ]);
+    expect(await count()).toBe(before);
   });
 });

@@ -16,6 +16,12 @@ export type AuthRule = 'public' | 'api-key' | 'member' | 'admin' | 'member-or-ap
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthRule;
+    /**
+     * With `auth: 'api-key'`: the route checks the key itself, in the statement that does its
+     * work (see createTaskCheckingKey), unless `idempotency-key` is sent; the hook only refuses a
+     * request without a key. `req.principal` is then set by the route.
+     */
+    apiKeyCheckedByRoute?: boolean;
   }
   interface FastifyRequest {
     principal: ApiKeyPrincipal | PersonPrincipal | null;
@@ -89,6 +95,7 @@ export function registerAuth(app: FastifyInstance, deps: { database: Database; c
     if (rule === undefined || rule === 'public') return;
     const apiKey = headerValue(req, 'api-key');
     if (rule === 'api-key' || (rule === 'member-or-api-key' && apiKey !== undefined)) {
+      if (rule === 'api-key' && apiKey && req.routeOptions.config.apiKeyCheckedByRoute && req.headers['idempotency-key'] === undefined) return;
       req.principal = await authenticateApiKey(database, apiKey);
       return;
     }
@@ -102,6 +109,9 @@ export function registerAuth(app: FastifyInstance, deps: { database: Database; c
     req.principal = person;
   });
 }
+
+/** The `api-key` header (the first, if sent twice). */
+export const apiKeyHeader = (req: FastifyRequest) => headerValue(req, 'api-key');
 
 function headerValue(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];

@@ -68,8 +68,13 @@ export async function authenticateApiKey(database: Database, header: string | un
     if (!row && !(await repo.anyApiKeyExists(database.db))) throw noKeysYet();
     throw new AppError('api-key-invalid', row ? 'This API key was revoked. Create a new one with: task-inbox api_key' : 'This API key is not known to the server. Check for a typo, or create one with: task-inbox api_key');
   }
-  if (touchDue(database, row.id)) await repo.touchApiKey(database.db, row.id);
+  await recordApiKeyUse(database, row.id);
   return { kind: 'api-key', id: row.id, name: row.name, schemaName: row.schemaName };
+}
+
+/** Stamps the key's last use, at most once a minute per process (see touchDue). */
+export async function recordApiKeyUse(database: Database, id: string): Promise<void> {
+  if (touchDue(database, id)) await repo.touchApiKey(database.db, id);
 }
 
 /** How often this process stamps a key's use; the stamp's own condition also keeps to once a minute. */

@@ -42,15 +42,22 @@ export function taskFromSqlRow(r: TaskSqlRow): typeof tasks.$inferSelect {
 /**
  * Creating a task, in one statement (one round trip, atomic on its own): the type called $2 in the
  * latest version of schema $1; if state $3 is one of its states (or null), the task, its `created`
- * history entry (API key $5), its live-update notification (sent at commit) and, unless $3 resolves
- * it, its notification outbox event. The state rule is checkState's, in SQL.
+ * history entry, its live-update notification (sent at commit) and, unless $3 resolves it, its
+ * notification outbox event. The state rule is checkState's, in SQL.
  *
- * One row when the type exists (with the task's columns null when the state is not the type's),
- * none when it does not.
+ * The API key is either given ($5: its id, or null for the command line) or checked here ($5: the
+ * SHA-256 of the key a request sent): then nothing is written unless a live key has that hash and
+ * its schema limit allows schema $1, so checking the key costs no round trip of its own.
+ *
+ * Always one row: the key (null when no live key has the hash), the type (null when the schema
+ * has no such type) and the task (null when nothing was written).
  */
-const createTaskStatement = namedStatement<TaskSqlRow & { type_id: number; type_name: string; pending_states: string[]; resolved_states: string[] }>(
-  'task_inbox_create_task',
-  `WITH latest AS (
+function createTaskSql(checkKey: boolean): string {
+  const key = checkKey
+    ? 'SELECT id, name, schema_name FROM api_keys WHERE key_hash = $5::text AND revoked_at IS NULL'
+    : 'SELECT $5::uuid AS id, NULL::text AS name, NULL::text AS schema_name';
+  return `WITH key AS (${key}),
+   latest AS (
      SELECT v.id, v.schema_id FROM schema_versions v JOIN task_schemas s ON s.id = v.schema_id
      WHERE s.name = $1::text ORDER BY v.version DESC LIMIT 1
    ), type AS (
@@ -60,39 +67,56 @@ const createTaskStatement = namedStatement<TaskSqlRow & { type_id: number; type_
      FROM latest l JOIN task_types t ON t.version_id = l.id AND t.name = $2::text
    ), task AS (
      INSERT INTO tasks (ttype_id, schema_id, state, resolved, meta)
-     SELECT id, schema_id, $3::text, resolved, $4::text::jsonb FROM type WHERE valid
+     SELECT type.id, type.schema_id, $3::text, type.resolved, $4::text::jsonb FROM type, key
+     WHERE type.valid AND (key.schema_name IS NULL OR key.schema_name = $1::text)
      RETURNING ${TASK_COLUMNS}
    ), history AS (
      INSERT INTO task_history (task_id, state, resolved, api_key_id, update_meta, event)
-     SELECT id, state, resolved, $5::uuid, meta, 'created' FROM task
+     SELECT task.id, task.state, task.resolved, key.id, task.meta, 'created' FROM task, key
    ), outbox AS (
      INSERT INTO notification_events (task_id) SELECT id FROM task WHERE NOT resolved
    )
-   SELECT type.id AS type_id, type.name AS type_name, type.pending_states, type.resolved_states,
+   SELECT key.id AS key_id, key.name AS key_name, key.schema_name AS key_schema_name,
+          type.id AS type_id, type.name AS type_name, type.pending_states, type.resolved_states,
           task.*,
           CASE WHEN task.id IS NOT NULL THEN pg_notify('${TASK_EVENTS_CHANNEL}',
             json_build_object('kind', 'created', 'id', task.id, 'schema', $1::text, 'state', task.state, 'resolved', task.resolved)::text) END AS notified
-   FROM type LEFT JOIN task ON true`,
-);
+   FROM (SELECT 1) AS one LEFT JOIN key ON true LEFT JOIN type ON true LEFT JOIN task ON true`;
+}
+
+type CreateTaskRow = TaskSqlRow & {
+  key_id: string | null;
+  key_name: string | null;
+  key_schema_name: string | null;
+  type_id: number | null;
+  type_name: string;
+  pending_states: string[];
+  resolved_states: string[];
+};
+const createTaskStatement = namedStatement<CreateTaskRow>('task_inbox_create_task', createTaskSql(false));
+const createTaskCheckingKeyStatement = namedStatement<CreateTaskRow>('task_inbox_create_task_key', createTaskSql(true));
 
 export interface NewTask {
   schemaName: string;
   typeName: string;
   state: string | null;
   meta: Record<string, unknown> | null;
-  apiKeyId: string | null;
+  /** The key that posts it: its id (null: the command line), or the hash of a key still to check. */
+  apiKey: { id: string | null } | { hash: string };
 }
 
 /**
- * Creates a task as createTaskStatement describes. `type` is undefined when the schema has no
- * such type in its latest version; `task` is undefined when the state is not one of the type's.
+ * Creates a task as createTaskSql describes. `key` is undefined when a key hash was given and no
+ * live key has it; `type` when the schema has no such type in its latest version; `task` when
+ * nothing was written (no key, no type, a state not the type's, or a key limited to another schema).
  */
 export async function createTaskWithHistory(db: Executor, t: NewTask) {
-  const rows = await createTaskStatement.run(db, [t.schemaName, t.typeName, t.state, t.meta === null ? null : JSON.stringify(t.meta), t.apiKeyId]);
-  const row = rows[0];
-  if (!row) return { type: undefined, task: undefined };
-  const type = { id: row.type_id, name: row.type_name, pendingStates: row.pending_states, resolvedStates: row.resolved_states };
-  return { type, task: row.id === null ? undefined : taskFromSqlRow(row) };
+  const statement = 'hash' in t.apiKey ? createTaskCheckingKeyStatement : createTaskStatement;
+  const rows = await statement.run(db, [t.schemaName, t.typeName, t.state, t.meta === null ? null : JSON.stringify(t.meta), 'hash' in t.apiKey ? t.apiKey.hash : t.apiKey.id]);
+  const row = rows[0]!;
+  const key = row.key_id === null ? undefined : { id: row.key_id, name: row.key_name, schemaName: row.key_schema_name };
+  const type = row.type_id === null ? undefined : { id: row.type_id, name: row.type_name, pendingStates: row.pending_states, resolvedStates: row.resolved_states };
+  return { key, type, task: row.id === null ? undefined : taskFromSqlRow(row) };
 }
 
 /** Inserts a history entry; `id` may be one taken in advance with nextHistoryId. */
