@@ -34,7 +34,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded database settings', () => {
   test('the server opens the folder with small shared memory, and the data is kept across opens', async () => {
     const server = await openEmbeddedForServer(dataDir);
     try {
-      expect(await settingsOf(server)).toEqual({ max_connections: '10', shared_buffers: '32MB', temp_buffers: '2MB', wal_buffers: '512kB' });
+      expect(await settingsOf(server)).toEqual({ max_connections: '10', shared_buffers: '16MB', temp_buffers: '2MB', wal_buffers: '512kB' });
       await server.query('CREATE TABLE kept (x int)');
       await server.query('INSERT INTO kept VALUES (1), (2)');
     } finally {
@@ -42,7 +42,7 @@ describe.skipIf(dbKind !== 'pglite')('embedded database settings', () => {
     }
     const cli = await openEmbeddedForCli(dataDir);
     try {
-      expect(await settingsOf(cli)).toEqual({ max_connections: '10', shared_buffers: '32MB', temp_buffers: '2MB', wal_buffers: '512kB' });
+      expect(await settingsOf(cli)).toEqual({ max_connections: '10', shared_buffers: '16MB', temp_buffers: '2MB', wal_buffers: '512kB' });
       expect(await cli.query('SELECT count(*)::int AS n FROM kept')).toEqual([{ n: 2 }]);
     } finally {
       await cli.close();

@@ -95,12 +95,13 @@ function releaseLock(dataDir: string) {
  * PostgreSQL settings for the embedded database. PGlite runs one backend in this process, and its
  * defaults (from initdb) size shared memory for a standalone server: shared_buffers of 128 MB,
  * which PostgreSQL zeroes at start, so all of it stays resident in the WebAssembly memory. Pages
- * that miss these buffers are read through the operating system's file cache. 32 MB rather than
- * less: a sequential scan of a table larger than a quarter of shared_buffers goes through a small
- * ring of buffers, and at 16 MB the POST load measured slower. The command line wins over
- * postgresql.conf, which is left as initdb wrote it.
+ * that miss these buffers are read through the operating system's file cache. 16 MB: the POST
+ * load of bench/memory-start.ts ran as fast as at 32 MB (582-630 against 598 req/s) with a peak
+ * RSS about 15 MB lower; the hot paths read through indexes, so PostgreSQL's small ring for
+ * sequential scans of tables over a quarter of the buffers does not slow them. The command line
+ * wins over postgresql.conf, which is left as initdb wrote it.
  */
-const EMBEDDED_SETTINGS = ['shared_buffers=32MB', 'max_connections=10', 'wal_buffers=512kB', 'temp_buffers=2MB'];
+const EMBEDDED_SETTINGS = ['shared_buffers=16MB', 'max_connections=10', 'wal_buffers=512kB', 'temp_buffers=2MB'];
 
 /** Opens (or creates) the PGlite instance in the data folder with the settings above. */
 function createPglite(dataDir: string): Promise<PGlite> {
