@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 
 /** What came back from one POST to a receiver. */
 export interface SendResult {
@@ -13,7 +13,13 @@ export interface SendResult {
   retryAfterMs: number | null;
 }
 
-const agent = new Agent({ connect: { timeout: 5_000 }, keepAliveTimeout: 10_000 });
+/**
+ * undici and its connection pool, loaded at the first webhook: a server that sends none (or not
+ * yet) starts faster and smaller without it.
+ */
+let client: Promise<{ agent: Agent; request: typeof import('undici').request }> | undefined;
+const undici = () =>
+  (client ??= import('undici').then(({ Agent, request }) => ({ agent: new Agent({ connect: { timeout: 5_000 }, keepAliveTimeout: 10_000 }), request })));
 
 function parseRetryAfter(value: string | string[] | undefined): number | null {
   const v = Array.isArray(value) ? value[0] : value;
@@ -36,6 +42,7 @@ export async function postWebhook(opts: {
   /** Ends the request early (the server is stopping). */
   signal?: AbortSignal;
 }): Promise<SendResult> {
+  const { agent, request } = await undici();
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {
