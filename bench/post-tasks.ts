@@ -180,13 +180,13 @@ async function postgresPart(): Promise<{ pairs: Pair[]; statements: string[]; sc
     let profile: string | undefined;
     try {
       for (const clients of CONCURRENCIES) {
-        await drained({ connectionString: fresh.url });
+        await drained({ connectionString: fresh.url }, { checkpoint: true });
         const { http, m0, m1 } = await loadServer(server, prepared.key, clients);
-        await drained({ connectionString: fresh.url });
+        await drained({ connectionString: fresh.url }, { checkpoint: true });
         const a0 = cpuMark(server.pid);
         const anchor = await runPgbench({ url: fresh.url, script, defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
         const m2 = cpuMark(server.pid);
-        await drained({ connectionString: fresh.url });
+        await drained({ connectionString: fresh.url }, { checkpoint: true });
         const ownRun = await runPgbench({ url: fresh.url, script: ownScript.script, defines: ownScript.defines, clients, seconds: SECONDS, warmSeconds: WARM, mode: 'prepared' });
         for (const [name, run] of [['the issue', anchor], ["the server's statements", ownRun]] as const) if (run.failed > 0) log(`pgbench (${name}): ${run.failed} transactions failed`);
         pairs.push({ clients, server: http, anchor, own: ownRun, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(a0, m2, anchor.total) } });
@@ -230,23 +230,29 @@ function pgliteRunner(client: PGlite, statements: CapturedStatement[]) {
 }
 
 /**
- * Waits until the server's notification worker has fanned out every new-task event, so that the
- * backlog of one run is not worked off during the next (which would slow that one down).
+ * Before each run: waits until the server's notification worker has fanned out every new-task
+ * event, so that the backlog of one run is not worked off during the next (which would slow that
+ * one down); on PostgreSQL then a CHECKPOINT, so that no run pays for the dirty pages of the one
+ * before it (a checkpoint falling inside one run and not another skewed their ratio).
  */
-async function drained(connection: pg.ClientConfig) {
-  if (WORKER === 'off') return; // nobody fans them out: they stay
+async function drained(connection: pg.ClientConfig, opts: { checkpoint?: boolean } = {}) {
   const client = new pg.Client(connection);
   await client.connect();
   try {
-    const deadline = performance.now() + 60_000;
-    for (;;) {
-      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM notification_events');
-      if (rows[0]!.n === 0) return;
-      if (performance.now() > deadline) throw new Error(`the notification worker left ${rows[0]!.n} events after 60 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    if (WORKER !== 'off') await waitForFanOut(client); // with the worker off nobody fans them out: they stay
+    if (opts.checkpoint) await client.query('CHECKPOINT');
   } finally {
     await client.end();
+  }
+}
+
+async function waitForFanOut(client: pg.Client) {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM notification_events');
+    if (rows[0]!.n === 0) return;
+    if (performance.now() > deadline) throw new Error(`the notification worker left ${rows[0]!.n} events after 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
