@@ -3,6 +3,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, un
 import path from 'node:path';
 import { servePglite, type PgliteSocketServer } from './embedded-socket.js';
 import { openPostgres, wrapPglite } from './open.js';
+import { withoutNamedStatements } from './named-statement.js';
 import type { Database } from './database.js';
 
 /*
@@ -171,10 +172,12 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
 export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
   const holder = await acquire(dataDir, 'cli', 30_000);
   if (holder?.role === 'server' && holder.socket) {
-    return openPostgres({
+    const database = openPostgres({
       connection: { host: holder.socket.host, port: holder.socket.port, user: 'postgres', database: 'postgres' },
       poolSize: 1,
     });
+    withoutNamedStatements(database.pool!);
+    return database;
   }
   if (holder) throw new DataDirBusy(dataDir, holder);
   try {

@@ -1,4 +1,5 @@
 import { entityKind } from 'drizzle-orm';
+import type pg from 'pg';
 import type { Executor } from './database.js';
 
 /**
@@ -21,6 +22,19 @@ export interface NamedStatement<Row> {
 
 type DriverClient = { query(...args: unknown[]): Promise<{ rows: unknown[] }> };
 
+/** Pools (and their clients) whose statements must not be named: see withoutNamedStatements. */
+const unnamed = new WeakSet<object>();
+
+/**
+ * Runs this pool's named statements unnamed. For a socket onto the embedded database: every
+ * process connected to it shares the one PGlite session, where a second client's Parse of a name
+ * another already prepared fails, and the session is reset between clients.
+ */
+export function withoutNamedStatements(pool: pg.Pool): void {
+  unnamed.add(pool);
+  pool.on('connect', (client) => unnamed.add(client));
+}
+
 export function namedStatement<Row>(name: string, text: string): NamedStatement<Row> {
   return {
     name,
@@ -28,7 +42,8 @@ export function namedStatement<Row>(name: string, text: string): NamedStatement<
     async run(db, params) {
       const session = db._.session as unknown as { client: DriverClient; constructor: { [entityKind]?: string } };
       const values = params as unknown[];
-      const result = session.constructor[entityKind] === 'PgliteSession' ? await session.client.query(text, values) : await session.client.query({ name, text, values });
+      const plain = session.constructor[entityKind] === 'PgliteSession' || unnamed.has(session.client);
+      const result = plain ? await session.client.query(text, values) : await session.client.query({ name, text, values });
       return result.rows as Row[];
     },
   };

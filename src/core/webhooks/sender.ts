@@ -21,6 +21,9 @@ let client: Promise<{ agent: Agent; request: typeof import('undici').request }> 
 const undici = () =>
   (client ??= import('undici').then(({ Agent, request }) => ({ agent: new Agent({ connect: { timeout: 5_000 }, keepAliveTimeout: 10_000 }), request })));
 
+/** Loads the HTTP client now (the workers do when they start), so that the first webhook does not wait for it. */
+export const loadWebhookClient = async (): Promise<void> => void (await undici());
+
 function parseRetryAfter(value: string | string[] | undefined): number | null {
   const v = Array.isArray(value) ? value[0] : value;
   if (!v) return null;
