@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { deleteExpiredIdempotencyKeys, IDEMPOTENCY_TTL_HOURS } from '../core/tasks/index.js';
 import { migrate, openDatabase } from '../db/index.js';
 import type { buildApp } from '../http/app.js';
-import type { startMetricsServer } from '../http/metrics-server.js';
 import { configOf, withDatabase, type CliIo } from './context.js';
 import { pendingMigrations } from '../db/index.js';
 import { loadSecretBox } from '../core/secrets/secret-box.js';

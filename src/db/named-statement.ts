@@ -48,7 +48,3 @@ export function namedStatement<Row>(name: string, text: string): NamedStatement<
     },
   };
 }
-
-/** A timestamp as the drivers return it (a Date; text when drizzle asked for it). */
-export const toDate = (value: string | Date): Date => (value instanceof Date ? value : new Date(value));
-export const toDateOrNull = (value: string | Date | null): Date | null => (value === null ? null : toDate(value));

@@ -3,7 +3,6 @@ import type { Executor } from '../../db/index.js';
 import {
   actionLinks,
   notificationChannels,
-  notificationEvents,
   notifications,
   pushSubscriptions,
   serverKeys,

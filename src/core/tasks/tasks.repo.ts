@@ -1,40 +1,40 @@
-import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/index.js';
-import { namedStatement, toDate, toDateOrNull, type NamedStatement } from '../../db/named-statement.js';
+import { namedStatement, type NamedStatement } from '../../db/named-statement.js';
 import { TASK_EVENTS_CHANNEL } from '../events/task-events.js';
-import { schemaVersions, taskHistory, taskSchemas, tasks, taskTypes, users } from '../../db/tables.js';
+import { taskHistory, tasks, users } from '../../db/tables.js';
 
 /** A task row as the named statements of this file return it (snake_case columns). */
 export interface TaskSqlRow {
   id: string;
-  created: Date | string;
-  updated: Date | string;
+  created: Date;
+  updated: Date;
   ttype_id: number;
   schema_id: number;
   state: string | null;
   resolved: boolean;
   user_id: string | null;
   meta: Record<string, unknown> | null;
-  cancelled_at: Date | string | null;
+  cancelled_at: Date | null;
   cancel_reason: string | null;
 }
 
 /** The columns of TaskSqlRow, for a SELECT or RETURNING list. */
 export const TASK_COLUMNS = 'id, created, updated, ttype_id, schema_id, state, resolved, user_id, meta, cancelled_at, cancel_reason';
 
-export function taskFromSqlRow(r: TaskSqlRow): typeof tasks.$inferSelect {
+/** A task row without `seq` (only list pages need it, and they select it themselves). */
+export function taskFromSqlRow(r: TaskSqlRow): Omit<typeof tasks.$inferSelect, 'seq'> {
   return {
     id: r.id,
-    seq: 0, // not selected: only list pages need it, and they read it on their own
-    created: toDate(r.created),
-    updated: toDate(r.updated),
+    created: r.created,
+    updated: r.updated,
     ttypeId: r.ttype_id,
     schemaId: r.schema_id,
     state: r.state,
     resolved: r.resolved,
     userId: r.user_id,
     meta: r.meta,
-    cancelledAt: toDateOrNull(r.cancelled_at),
+    cancelledAt: r.cancelled_at,
     cancelReason: r.cancel_reason,
   };
 }

@@ -9,7 +9,7 @@ export type Principal = ApiKeyPrincipal | PersonPrincipal | { kind: 'cli' };
 /** The schema a principal is limited to, if any. */
 export const scopeOf = (p: Principal): string | null => (p.kind === 'api-key' ? p.schemaName : null);
 
-export function taskRowToTask(row: typeof tasks.$inferSelect): Task {
+export function taskRowToTask(row: Omit<typeof tasks.$inferSelect, 'seq'>): Task {
   return {
     id: row.id,
     created: row.created.toISOString(),
