@@ -185,6 +185,12 @@ async function hookedDatabase(receiver: Receiver, schemaName: string) {
   return { database, url: url!, key, webhooks };
 }
 
+/** When the lease of the one delivery in the database ends (ms since the epoch). */
+async function leaseEnd(database: Database): Promise<number> {
+  const [r] = await database.query<{ ms: string }>(`SELECT (extract(epoch FROM lease_until) * 1000)::bigint AS ms FROM webhook_deliveries`);
+  return Number(r!.ms);
+}
+
 /**
  * Creates `n` tasks (in transactions of 100) and changes each once, one state change at a time
  * per lane: `n` async deliveries in the outbox, written by the real state-change code path.
@@ -297,14 +303,21 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
    */
   test('a lease that runs out lets another worker take the delivery: the same webhook-id arrives twice, and it ends delivered', async () => {
     const t0 = Date.now();
-    // The first request is answered only after 4 s, twice the lease.
+    // The first request is answered only after 4 s, twice the lease. While it is held, the test
+    // reads the lease its worker claimed it under, to check the second claim came after it ran out.
+    let readLease: (() => Promise<number>) | undefined;
+    let firstLeaseEnd: number | undefined;
     const receiver = await startReceiver(async (_r, n) => {
-      if (n === 1) await sleep(4_000);
+      if (n === 1) {
+        firstLeaseEnd = await readLease!();
+        await sleep(4_000);
+      }
       return { status: 200 };
     });
     cleanups.push(() => receiver.close());
     const schemaName = 'ti:lease';
     const { database, url, webhooks } = await hookedDatabase(receiver, schemaName);
+    readLease = () => leaseEnd(database);
     await queueEvents(database, webhooks, schemaName, 1, 1);
 
     const env = { DATABASE_URL: url, WEBHOOK_LEASE: '2s' };
@@ -312,8 +325,12 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
     const [firstReq, secondReq] = await receiver.waitFor(2, 45_000);
     expect(idOf(secondReq!)).toBe(idOf(firstReq!));
     expect(secondReq!.body).toBe(firstReq!.body);
-    // Taken again only once the 2 s lease had run out (a little slack for clocks and timers).
-    expect(secondReq!.at - firstReq!.at).toBeGreaterThanOrEqual(1_900);
+    // Taken again only once the first claim's 2 s lease had run out: the second request arrives
+    // after the lease's end (the database and the test read the same clock; 20 ms for rounding).
+    // Measured from the lease and not from the first arrival, which a slow first send can delay.
+    expect(firstLeaseEnd, 'the lease of the first claim').toBeGreaterThan(0);
+    expect(firstLeaseEnd! - firstReq!.at, 'a lease of about 2 s from the claim').toBeGreaterThan(1_000);
+    expect(secondReq!.at).toBeGreaterThanOrEqual(firstLeaseEnd! - 20);
 
     // Both attempts are logged once the slow first one has been answered, and it is delivered.
     const [row] = await until(
@@ -331,7 +348,9 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
     for (const w of workers) expect(await stopProcess(w, 'SIGTERM'), w.out()).toEqual({ code: 0, signal: null });
     // Nothing else went out after the slow attempt was answered.
     expect(receiver.received).toHaveLength(2);
-    console.info(`[webhooks-processes] lease expiry: second request ${secondReq!.at - firstReq!.at} ms after the first, ${Date.now() - t0} ms in all`);
+    console.info(
+      `[webhooks-processes] lease expiry: second request ${secondReq!.at - firstReq!.at} ms after the first, ${secondReq!.at - firstLeaseEnd!} ms after the first lease ended, ${Date.now() - t0} ms in all`,
+    );
   }, 90_000);
 
   /*
@@ -343,9 +362,12 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
    */
   test('a worker whose lease ran out does not overwrite the outcome of the worker that took the delivery over', async () => {
     const t0 = Date.now();
+    let readLease: (() => Promise<number>) | undefined;
+    let secondLeaseEnd: number | undefined;
     const receiver = await startReceiver(async (_r, n) => {
       if (n === 1) return { status: 500, body: 'first attempt fails' };
       if (n === 2) {
+        secondLeaseEnd = await readLease!();
         await sleep(4_000);
         return { status: 500, body: 'late answer to the lost lease' };
       }
@@ -354,14 +376,16 @@ describe.skipIf(dbKind !== 'postgres')('worker processes on one PostgreSQL', () 
     cleanups.push(() => receiver.close());
     const schemaName = 'ti:stale';
     const { database, url, webhooks } = await hookedDatabase(receiver, schemaName);
+    readLease = () => leaseEnd(database);
     await queueEvents(database, webhooks, schemaName, 1, 1);
 
     const env = { DATABASE_URL: url, WEBHOOK_LEASE: '2s', WEBHOOK_RETRY_SCHEDULE: '1s' };
     const workers = [start('worker A', ['worker'], env), start('worker B', ['worker'], env)];
     const got = await receiver.waitFor(3, 45_000);
     expect(new Set(got.map(idOf)).size).toBe(1);
-    // The third request came once attempt 2's lease had run out.
-    expect(got[2]!.at - got[1]!.at).toBeGreaterThanOrEqual(1_900);
+    // The third request came once attempt 2's lease had run out (read while attempt 2 was held).
+    expect(secondLeaseEnd! - got[1]!.at, 'a lease of about 2 s from the claim').toBeGreaterThan(1_000);
+    expect(got[2]!.at).toBeGreaterThanOrEqual(secondLeaseEnd! - 20);
 
     type Row = { status: string; attempts: number; last_status: number | null; n_attempts: string; codes: (number | null)[] };
     const rowNow = async () =>
