@@ -13,8 +13,11 @@ import { registerPeopleCommands } from './people.commands.js';
 import { registerNotifyCommands } from './notify.commands.js';
 import { registerDoctorCommand } from './doctor/index.js';
 import { registerDataCommands } from './data.commands.js';
+import { letYoungGenerationGrow } from './v8-memory.js';
 
 export type { CliIo } from './context.js';
+
+const LONG_RUNNING = new Set(['serve', 'worker']);
 
 export function createProgram(io: CliIo): Command {
   const program = new Command('task-inbox')
@@ -23,7 +26,12 @@ export function createProgram(io: CliIo): Command {
     .helpOption('-h, --help', 'show help')
     .showSuggestionAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .exitOverride();
+    .exitOverride()
+    // serve and worker let the young generation grow once they are ready (v8-memory.ts); the
+    // other commands do what they came for at once.
+    .hook('preAction', (_program, action) => {
+      if (!LONG_RUNNING.has(action.name())) letYoungGenerationGrow();
+    });
   registerServeCommands(program, io);
   registerSchemaCommands(program, io);
   registerTaskCommands(program, io);

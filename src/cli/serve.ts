@@ -13,6 +13,7 @@ import { startEmbeddedMaintenance } from '../db/embedded-maintenance.js';
 import type { Config } from '../config.js';
 import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
+import { letYoungGenerationGrow } from './v8-memory.js';
 
 /** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
 function untilStopSignal(io: CliIo): Promise<string> {
@@ -138,6 +139,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
         );
       }
 
+      letYoungGenerationGrow();
       const cleanup = startCleanup(database, app.log);
       // PGlite has no autovacuum: the server vacuums and analyzes the embedded database itself.
       const maintenance = database.pglite ? startEmbeddedMaintenance(database, { log: app.log }) : undefined;
@@ -170,6 +172,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
           error: (...args: unknown[]) => io.err(`${JSON.stringify(args)}\n`),
           warn: (m: string) => io.err(`warning: ${m}\n`),
         });
+        letYoungGenerationGrow();
         io.err(`task-inbox worker is delivering webhooks (${database.kind === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}). Stop it with Ctrl+C.\n`);
         await untilStopSignal(io);
         await worker.stop(config.shutdownTimeoutMs);
