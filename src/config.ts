@@ -29,6 +29,8 @@ export interface Config {
   readonly webhookLeaseMs: number;
   /** Whether `serve` also runs the delivery worker. */
   readonly runWorker: boolean;
+  /** The embedded database's WebAssembly stays on V8's baseline compiler (EMBEDDED_LOW_MEMORY). */
+  readonly embeddedLowMemory: boolean;
   /** How long a stop waits for requests and deliveries in flight (SHUTDOWN_TIMEOUT). */
   readonly shutdownTimeoutMs: number;
   /** A session ends after this long without use. */
@@ -81,6 +83,7 @@ export const configVariables = [
   ['METRICS_PORT', '(unset)', 'Serves `/metrics` without a token on this separate port instead (bind it where only Prometheus reaches, see METRICS_HOST). With neither set, `/metrics` answers 404.'],
   ['METRICS_HOST', '127.0.0.1', 'Address the metrics port listens on (`0.0.0.0` in a container).'],
   ['WORKER', 'on', '`off` to run no webhook or notification worker inside `serve` (run `task-inbox worker` separately).'],
+  ['EMBEDDED_LOW_MEMORY', 'off', '`on` keeps the embedded database\'s WebAssembly on V8\'s baseline compiler: about 50–80 MB less memory once the server has worked (idle about 150 MB instead of 200), POSTs about 13 % slower. No effect with `DATABASE_URL`.'],
   ['SHUTDOWN_TIMEOUT', '25s', 'On SIGTERM, how long requests and deliveries in flight may take to finish; deliveries still running then are handed back to other instances. A second SIGTERM stops at once.'],
 ] as const;
 
@@ -118,6 +121,15 @@ function parseIntIn(name: string, raw: string | undefined, fallback: number, min
     return fallback;
   }
   return n;
+}
+
+/** An on/off switch (also true/false, 1/0). */
+function onOff(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
+  const value = (raw || (fallback ? 'on' : 'off')).toLowerCase();
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  problems.push(`${name}=${JSON.stringify(raw)} must be on or off.`);
+  return fallback;
 }
 
 function parseTrustProxy(raw: string | undefined, problems: string[]): Config['trustProxy'] {
@@ -190,8 +202,8 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
       problems.push(`PUBLIC_URL=${JSON.stringify(publicUrl)} must be an http(s) URL such as https://inbox.example.org.`);
     }
   }
-  const worker = (env.WORKER || 'on').toLowerCase();
-  if (!['on', 'off', 'true', 'false', '1', '0'].includes(worker)) problems.push(`WORKER=${JSON.stringify(env.WORKER)} must be on or off.`);
+  const runWorker = onOff('WORKER', env.WORKER, true, problems);
+  const embeddedLowMemory = onOff('EMBEDDED_LOW_MEMORY', env.EMBEDDED_LOW_MEMORY, false, problems);
 
   const vapidPath = env.VAPID_PATH ? path.resolve(env.VAPID_PATH) : undefined;
   if (vapidPath !== undefined && !existsSync(path.join(vapidPath, 'private_key.pem'))) {
@@ -234,7 +246,8 @@ export function loadConfig(env?: Record<string, string | undefined>, opts: { std
     webhookRetrySchedule: Object.freeze(webhookRetrySchedule as number[]),
     webhookRotationGraceMs,
     webhookLeaseMs,
-    runWorker: ['on', 'true', '1'].includes(worker),
+    runWorker,
+    embeddedLowMemory,
     shutdownTimeoutMs,
     sessionIdleMs,
     sessionLifetimeMs,

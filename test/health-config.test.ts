@@ -30,18 +30,22 @@ test('with TRUST_PROXY, https, host and client address survive the proxy', async
 test('configuration: every bad variable is reported at once', () => {
   let err: unknown;
   try {
-    loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud', DB_POOL_SIZE: '0', TRUST_PROXY: 'sometimes', LOG_FORMAT: 'xml' });
+    loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud', DB_POOL_SIZE: '0', TRUST_PROXY: 'sometimes', LOG_FORMAT: 'xml', WORKER: 'maybe', EMBEDDED_LOW_MEMORY: 'yes please' });
   } catch (e) {
     err = e;
   }
   expect(err).toBeInstanceOf(ConfigError);
   const problems = (err as ConfigError).problems.join('\n');
   for (const name of ['PORT', 'DATABASE_URL', 'LOG_LEVEL', 'DB_POOL_SIZE', 'TRUST_PROXY', 'LOG_FORMAT']) expect(problems).toContain(name);
+  expect(problems).toContain('WORKER="maybe" must be on or off.');
+  expect(problems).toContain('EMBEDDED_LOW_MEMORY="yes please" must be on or off.');
 });
 
 test('configuration: defaults', () => {
   const c = loadConfig({}, { stdoutIsTty: false });
-  expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', databaseUrl: undefined, dbPoolSize: 10, trustProxy: false, logLevel: 'info', logPretty: false });
+  expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', databaseUrl: undefined, dbPoolSize: 10, trustProxy: false, logLevel: 'info', logPretty: false, runWorker: true, embeddedLowMemory: false });
+  expect(loadConfig({ WORKER: 'OFF', EMBEDDED_LOW_MEMORY: 'on' }, { stdoutIsTty: false })).toMatchObject({ runWorker: false, embeddedLowMemory: true });
+  expect(loadConfig({ WORKER: '1', EMBEDDED_LOW_MEMORY: 'false' }, { stdoutIsTty: false })).toMatchObject({ runWorker: true, embeddedLowMemory: false });
   expect(c.dataDir).toMatch(/data$/);
   expect(Object.isFrozen(c)).toBe(true);
 });

@@ -21,3 +21,15 @@ export function holdYoungGeneration() {
 export function letYoungGenerationGrow() {
   v8.setFlagsFromString('--semi-space-growth-factor=2');
 }
+
+/*
+ * EMBEDDED_LOW_MEMORY=on: PostgreSQL's WebAssembly stays on V8's baseline compiler (Liftoff).
+ * By default V8 recompiles its hot functions with its optimising compiler on background threads;
+ * the memory those compilations take stays in the threads' malloc arenas for the life of the
+ * process (50–80 MB on a 2-core machine, from the first requests on). Without them the embedded
+ * database runs its statements about 20 % slower (docs/benchmarks.md). Set before PGlite compiles:
+ * V8 decides a module's compilers when it compiles it.
+ */
+export function keepWasmOnBaselineCompiler() {
+  v8.setFlagsFromString('--liftoff-only');
+}

@@ -26,9 +26,14 @@ export interface Proc {
 
 export const running = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null;
 
-/** Starts `task-inbox ARGS` with `env` over the test process's own environment; `stdin` is written to it. */
-export function startProcess(name: string, args: string[], env: Record<string, string>, { stdin, apart = false }: { stdin?: string; apart?: boolean } = {}): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+/** Starts `task-inbox ARGS` with `env` over the test process's own environment; `stdin` is written to it; `nodeArgs` go to node. */
+export function startProcess(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  { stdin, apart = false, nodeArgs = [] }: { stdin?: string; apart?: boolean; nodeArgs?: string[] } = {},
+): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...env },
     stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
