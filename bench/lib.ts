@@ -166,7 +166,7 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 export function serverEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // NODE_OPTIONS too: a loader or heap size inherited from the bench's own runner would change what is measured.
-  for (const k of Object.keys(env)) if (/^(NODE_OPTIONS|DATABASE_URL|TI_DATA_DIR|PORT|HOST|SECRET_KEY|WORKER|LOG_LEVEL|LOG_FORMAT|METRICS_.*|SMTP_.*|VAPID_.*|PUBLIC_URL)$/.test(k)) delete env[k];
+  for (const k of Object.keys(env)) if (/^(NODE_OPTIONS|DATABASE_URL|TI_DATA_DIR|PORT|HOST|SECRET_KEY|WORKER|LOG_LEVEL|LOG_FORMAT|EMBEDDED_.*|METRICS_.*|SMTP_.*|VAPID_.*|PUBLIC_URL)$/.test(k)) delete env[k];
   return { ...env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...extra };
 }
 

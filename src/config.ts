@@ -83,7 +83,7 @@ export const configVariables = [
   ['METRICS_PORT', '(unset)', 'Serves `/metrics` without a token on this separate port instead (bind it where only Prometheus reaches, see METRICS_HOST). With neither set, `/metrics` answers 404.'],
   ['METRICS_HOST', '127.0.0.1', 'Address the metrics port listens on (`0.0.0.0` in a container).'],
   ['WORKER', 'on', '`off` to run no webhook or notification worker inside `serve` (run `task-inbox worker` separately).'],
-  ['EMBEDDED_LOW_MEMORY', 'off', '`on` keeps the embedded database\'s WebAssembly on V8\'s baseline compiler: about 50–80 MB less memory once the server has worked (idle about 150 MB instead of 200), POSTs about 13 % slower. No effect with `DATABASE_URL`.'],
+  ['EMBEDDED_LOW_MEMORY', 'off', '`on` keeps the embedded database\'s WebAssembly on V8\'s baseline compiler: about 50–80 MB less memory once the server has worked (idle 145–160 MB instead of 195–225), POSTs 5–15 % slower. No effect with `DATABASE_URL`.'],
   ['SHUTDOWN_TIMEOUT', '25s', 'On SIGTERM, how long requests and deliveries in flight may take to finish; deliveries still running then are handed back to other instances. A second SIGTERM stops at once.'],
 ] as const;
 
