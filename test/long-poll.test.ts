@@ -608,6 +608,11 @@ test(`(f) ${WAITERS} concurrent waiters each answer within 1 s of their task's r
 
       let busyWhileWaiting = 0;
       if (dbKind === 'postgres') {
+        // A wait subscribes before its first read, so the last first reads may still be running:
+        // they end, and then no connection of the pool is in use while all 500 wait.
+        const since = Date.now();
+        while ((pool!.idleCount !== pool!.totalCount || pool!.waitingCount > 0) && Date.now() - since < 10_000) await sleep(20);
+        expect(pool!.idleCount, 'pool connections in use while the waits wait').toBe(pool!.totalCount);
         // While 500 wait, the pool is idle: nobody queues for a connection, no backend is busy
         // (besides the sampler), and a plain read answers at once.
         const { rows } = await sampler!.query<{ busy: number; intx: number }>(
