@@ -13,7 +13,7 @@ import { startEmbeddedMaintenance } from '../db/embedded-maintenance.js';
 import type { Config } from '../config.js';
 import { deleteExpiredActionLinks, Notifications, releaseAllNotificationLeases } from '../core/notify/index.js';
 import type { Database } from '../db/index.js';
-import { keepWasmOnBaselineCompiler, letYoungGenerationGrow } from './v8-memory.js';
+import { applyEmbeddedLowMemory, letYoungGenerationGrow } from './v8-memory.js';
 
 /** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
 function untilStopSignal(io: CliIo): Promise<string> {
@@ -95,7 +95,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
       // two were the largest parts of the start, one after the other.
       const loading = Promise.all([import('../http/app.js'), import('../http/metrics-server.js')]);
       loading.catch(() => {}); // when opening the database fails first, that is the error to report
-      if (!config.databaseUrl && config.embeddedLowMemory) keepWasmOnBaselineCompiler();
+      applyEmbeddedLowMemory(config);
       const database = await openDatabase(config, 'server');
       let modules: Awaited<typeof loading>;
       try {
@@ -163,7 +163,7 @@ export function registerServeCommands(program: Command, io: CliIo) {
     .description('run only the webhook and notification workers (e.g. beside servers started with WORKER=off)')
     .action(async () => {
       const config = configOf(io);
-      if (!config.databaseUrl && config.embeddedLowMemory) keepWasmOnBaselineCompiler();
+      applyEmbeddedLowMemory(config);
       const database = await openDatabase(config, 'server');
       try {
         await migrate(database);

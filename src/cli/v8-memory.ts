@@ -1,4 +1,5 @@
 import v8 from 'node:v8';
+import type { Config } from '../config.js';
 
 /*
  * The young generation keeps its first size while a process starts (issue 9: idle memory).
@@ -30,6 +31,6 @@ export function letYoungGenerationGrow() {
  * database runs its statements about 20 % slower (docs/benchmarks.md). Set before PGlite compiles:
  * V8 decides a module's compilers when it compiles it.
  */
-export function keepWasmOnBaselineCompiler() {
-  v8.setFlagsFromString('--liftoff-only');
+export function applyEmbeddedLowMemory(config: Pick<Config, 'databaseUrl' | 'embeddedLowMemory'>) {
+  if (!config.databaseUrl && config.embeddedLowMemory) v8.setFlagsFromString('--liftoff-only');
 }

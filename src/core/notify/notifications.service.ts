@@ -60,9 +60,8 @@ export const hashLinkToken = hashToken;
 export class Notifications extends WakeSignal {
   readonly senders: Senders;
   private vapid: Promise<VapidKeys> | undefined;
-  /** New tasks the next fan-out statement takes (see MESSAGES_PER_FAN_OUT), and what the last one asked for. */
+  /** New tasks the next fan-out statement takes (see MESSAGES_PER_FAN_OUT). */
   private eventsPerFanOut = 1;
-  lastFanOutLimit = 1;
   private newTaskTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: NotificationDeps) {
@@ -111,7 +110,11 @@ export class Notifications extends WakeSignal {
   async claimDue(limit: number): Promise<NotificationBatch[]> {
     // A backlog of new tasks is worked off a few at a time, with due messages claimed in between.
     const deadline = Date.now() + FAN_OUT_BUDGET_MS;
-    while ((await this.fanOut()) === this.lastFanOutLimit && Date.now() < deadline);
+    for (;;) {
+      const asked = this.eventsPerFanOut;
+      // Fewer than asked for: none are left.
+      if ((await this.fanOut()) < asked || Date.now() >= deadline) break;
+    }
     const rows = await repo.claimDueNotifications(this.deps.database.background, limit, this.deps.config.webhookLeaseMs);
     return this.prepare(rows);
   }
@@ -138,13 +141,9 @@ export class Notifications extends WakeSignal {
     }));
   }
 
-  /**
-   * Turns some waiting new-task events into messages; returns how many events it took (0: none
-   * waited; fewer than it asked for, `lastFanOutLimit`: none are left).
-   */
+  /** Turns some waiting new-task events into messages; returns how many events it took (0: none waited). */
   async fanOut(): Promise<number> {
-    const limit = (this.lastFanOutLimit = this.eventsPerFanOut);
-    const { events, messages } = await repo.fanOutEvents(this.deps.database.background, limit, Boolean(this.deps.config.smtpUrl));
+    const { events, messages } = await repo.fanOutEvents(this.deps.database.background, this.eventsPerFanOut, Boolean(this.deps.config.smtpUrl));
     if (events > 0) {
       const fit = messages === 0 ? MAX_EVENTS_PER_FAN_OUT : Math.floor((MESSAGES_PER_FAN_OUT * events) / messages);
       this.eventsPerFanOut = Math.min(MAX_EVENTS_PER_FAN_OUT, Math.max(1, fit));

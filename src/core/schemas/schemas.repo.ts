@@ -61,10 +61,10 @@ const typeColumns = {
   hookAuth: schemaVersions.hookAuth,
 };
 
-/** Task types with their schema's name and version, by id. */
 /** A type with its schema, version and webhook settings, as findTypesByIds returns it. */
 export type TypeWithHookRow = Awaited<ReturnType<typeof findTypesByIds>>[number];
 
+/** Task types with their schema's name and version, by id. */
 export async function findTypesByIds(db: Executor, ids: number[]) {
   if (ids.length === 0) return [];
   return db

@@ -113,7 +113,11 @@ export async function liveSecrets(db: Executor, secrets: SecretBox, schemaId: nu
 export async function liveSecretsOfPairs(db: Executor, secrets: SecretBox, pairs: { schemaId: number; auth: HookAuth }[]): Promise<(schemaId: number, auth: HookAuth) => string[]> {
   const rows = await repo.findLiveKeysOfSchemas(db, [...new Set(pairs.map((p) => p.schemaId))]);
   const bySchema = new Map<number, typeof rows>();
-  for (const r of rows) bySchema.set(r.schemaId, [...(bySchema.get(r.schemaId) ?? []), r]);
+  for (const r of rows) {
+    const list = bySchema.get(r.schemaId);
+    if (list) list.push(r);
+    else bySchema.set(r.schemaId, [r]);
+  }
   const decrypted = new Map<string, string>();
   const decrypt = (r: (typeof rows)[number]) => {
     let key = decrypted.get(r.id);
