@@ -11,6 +11,11 @@
  * Target: at least 0.8× its throughput.
  *
  *   npx tsx bench/post-tasks.ts [--pg URL] [--quick] [--seconds 10] [--warm 2] [--worker on|off] [--profile] [--only postgres|embedded]
+ *                               [--embedded-low-memory]
+ *
+ * `--embedded-low-memory` starts the embedded server with EMBEDDED_LOW_MEMORY=on (its WebAssembly on
+ * V8's baseline compiler only): the other side of the memory trade-off in docs/benchmarks.md. Its
+ * rows are labelled so; the issue's targets are on the default settings.
  *
  * The anchor ("the issue's transaction") is the work of one POST as the issue names it — key
  * lookup, type lookup, task insert, history insert — one statement per step, with the two more
@@ -76,6 +81,8 @@ const WORKER = workerArg >= 0 ? opts.args[workerArg + 1]! : 'on';
 const PROFILE = opts.args.includes('--profile');
 const onlyArg = opts.args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? opts.args[onlyArg + 1] : undefined;
+const LOW_MEMORY = opts.args.includes('--embedded-low-memory');
+const EMBEDDED_LABEL = LOW_MEMORY ? 'on the embedded database with EMBEDDED_LOW_MEMORY=on' : 'on the embedded database';
 const SECRET_KEY = randomBytes(32).toString('base64');
 
 const SCHEMA = `name: 'bench'
@@ -307,7 +314,7 @@ async function embeddedPart(): Promise<{ pairs: Pair[]; profile?: string }> {
     const anchorClient = await PGlite.create(path.join(anchorDir, 'pgdata'));
     const run = pgliteRunner(anchorClient, prepared.transaction);
     const runOwn = pgliteRunner(anchorClient, recording);
-    const server = await startServer({ TI_DATA_DIR: dir, SECRET_KEY, WORKER }, { profile: PROFILE });
+    const server = await startServer({ TI_DATA_DIR: dir, SECRET_KEY, WORKER, ...(LOW_MEMORY ? { EMBEDDED_LOW_MEMORY: 'on' } : {}) }, { profile: PROFILE });
     const pairs: Pair[] = [];
     let profile: string | undefined;
     try {
@@ -323,7 +330,7 @@ async function embeddedPart(): Promise<{ pairs: Pair[]; profile?: string }> {
         await runInProcess(runOwn, clients, WARM);
         const own = await runInProcess(runOwn, clients, SECONDS);
         pairs.push({ clients, server: http, anchor, own, cpu: { server: cpuPerRequest(m0, m1, http.count), anchor: cpuPerRequest(m2, m3, anchor.count) } });
-        log(`embedded, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; PGlite in-process ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms (the server's statements: ${round(own.tps, 0)} tps)`);
+        log(`embedded${LOW_MEMORY ? ' (EMBEDDED_LOW_MEMORY=on)' : ''}, ${clients} clients: server ${round(http.rps, 0)} req/s p99 ${round(http.p99)} ms; PGlite in-process ${round(anchor.tps, 0)} tps p99 ${round(anchor.p99)} ms (the server's statements: ${round(own.tps, 0)} tps)`);
       }
     } finally {
       profile = await server.stop();
@@ -429,7 +436,7 @@ function printCpu(pairs: Pair[], anchorLabel: string) {
 }
 
 async function main() {
-  log(`POST /api/v1/tasks/: ${SECONDS} s per run after ${WARM} s of warm-up, WORKER=${WORKER}, server: ${serveCommand().via}${PROFILE ? ', with --cpu-prof' : ''}`);
+  log(`POST /api/v1/tasks/: ${SECONDS} s per run after ${WARM} s of warm-up, WORKER=${WORKER}${LOW_MEMORY ? ', embedded with EMBEDDED_LOW_MEMORY=on' : ''}, server: ${serveCommand().via}${PROFILE ? ', with --cpu-prof' : ''}`);
   const targets: TargetResult[] = [];
   const details: Record<string, unknown> = { seconds: SECONDS, warmSeconds: WARM, worker: WORKER, server: serveCommand().via, dbPoolSize: 10, cpus: os.cpus().length, profiled: PROFILE, profile: PROFILE_NOTES };
   let failed = false;
@@ -449,9 +456,9 @@ async function main() {
   if (ONLY !== 'postgres') {
     try {
       const emb = await embeddedPart();
-      printTable("Embedded: server vs the issue's transaction on PGlite in-process", emb.pairs, 'PGlite');
-      targets.push(...targetsOf('on the embedded database', emb.pairs, 'PGlite in-process', 0.8));
-      details.embedded = { runs: emb.pairs };
+      printTable(`Embedded${LOW_MEMORY ? ' (EMBEDDED_LOW_MEMORY=on)' : ''}: server vs the issue's transaction on PGlite in-process`, emb.pairs, 'PGlite');
+      targets.push(...targetsOf(EMBEDDED_LABEL, emb.pairs, 'PGlite in-process', 0.8));
+      details.embedded = { runs: emb.pairs, embeddedLowMemory: LOW_MEMORY };
       if (emb.profile) details.profileEmbedded = emb.profile;
     } catch (err) {
       failed = true;
