@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openEmbeddedForCli } from '../src/db/embedded.js';
 import { dbKind } from './helpers/db.js';
-import { freePort, kill, root, sleep, startProcess, stopProcess, waitForHealth, type Proc } from './helpers/processes.js';
+import { freePort, kill, root, sleep, startProcess, stopProcess, until, waitForHealth, type Proc } from './helpers/processes.js';
 
 interface Run {
   code: number | null;
@@ -92,18 +92,20 @@ describe.skipIf(dbKind !== 'pglite')('embedded database shared between serve and
     const lock = JSON.parse(readFileSync(lockFile(), 'utf8'));
     expect(lock).toMatchObject({ pid: server!.child.pid, role: 'server' });
     expect(lock.socket).toBeDefined();
+    // /health can answer before these lines are written (the server starts its worker and makes
+    // the setup token after it listens): wait for the last of them, the setup link.
+    const setupLink = /(http:\/\/127\.0\.0\.1:\d+)\/setup#([A-Za-z0-9_-]{40,})/;
+    const link = await until(() => `the setup link in the server's stderr:\n${serverErr()}`, () => setupLink.exec(serverErr()) ?? undefined, 10_000);
     expect(serverErr()).toContain(`task-inbox is listening on http://127.0.0.1:${port} (embedded database in ${dataDir})`);
     // No account yet: the server prints the one-time setup link, and it works (once) against this server.
-    const link = /(http:\/\/127\.0\.0\.1:\d+)\/setup#([A-Za-z0-9_-]{40,})/.exec(serverErr());
-    expect(link, serverErr()).not.toBeNull();
     const setup = (token: string) =>
-      fetch(`${link![1]}/api/v1/setup`, {
+      fetch(`${link[1]}/api/v1/setup`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ token, username: 'first', name: 'First Admin', password: 'first-password-1' }),
       });
-    expect((await setup(link![2]!)).status).toBe(200);
-    expect((await setup(link![2]!)).status).toBe(403);
+    expect((await setup(link[2]!)).status).toBe(200);
+    expect((await setup(link[2]!)).status).toBe(403);
   });
 
   test('CLI commands run while the server holds the folder, and the server sees their effect', async () => {
