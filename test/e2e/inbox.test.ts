@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Page } from 'playwright-core';
+import type { Page, Response } from 'playwright-core';
 import { cliActor } from '../../src/core/audit/audit.js';
 import { createApiKey } from '../../src/core/keys/index.js';
 import { createSetupToken, createUser } from '../../src/core/people/index.js';
@@ -54,6 +54,25 @@ async function getTask(id: string): Promise<ApiTask> {
   const res = await api<{ task: ApiTask }>('GET', `/api/v1/tasks/${id}`);
   expect(res.status).toBe(200);
   return res.json.task;
+}
+
+/**
+ * Loads the page again and waits until its event stream is connected and the refresh that the
+ * stream's `ready` starts has been sent and answered.
+ */
+async function reloadConnected(page: Page) {
+  let connected = false;
+  const onResponse = (r: Response) => {
+    if (new URL(r.url()).pathname === '/api/v1/events') connected = true;
+  };
+  page.on('response', onResponse);
+  try {
+    const refresh = page.waitForRequest((req) => connected && new URL(req.url()).pathname === '/api/v1/tasks/');
+    await page.reload();
+    await (await refresh).response();
+  } finally {
+    page.off('response', onResponse);
+  }
 }
 
 const taskList = (page: Page) => page.getByRole('list', { name: 'Task list' });
@@ -205,6 +224,8 @@ describe('working the inbox', () => {
   test('a task posted through the API appears without a reload, and the unresolved count in the title follows', async () => {
     const first = await postTask('flag-content', { post: 'first live' });
     const page = await signInPage();
+    // From here on only the stream's events can bring the page news: its refresh on connecting is over.
+    await reloadConnected(page);
     await row(page, first).waitFor();
     await expect.poll(() => page.title()).toBe('(1) task-inbox');
     await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
@@ -223,6 +244,33 @@ describe('working the inbox', () => {
     await expect.poll(() => page.title(), { timeout: 5000 }).toBe('(1) task-inbox');
     expect((await api('PATCH', `/api/v1/tasks/${second}/state?state=allow`)).status).toBe(200);
     await expect.poll(() => page.title(), { timeout: 5000 }).toBe('task-inbox');
+  });
+
+  test('a task posted while the event stream is still connecting shows up once it connects', async () => {
+    const page = await signInPage();
+    await reloadConnected(page);
+    const before = await page.title();
+    // Hold the stream's request: the list is loaded, but the server does not listen for this page yet.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let held = false;
+    await page.route('**/api/v1/events', async (route) => {
+      held = true;
+      await released;
+      await route.continue();
+    });
+    const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/tasks/');
+    await page.reload();
+    expect((await listed).status()).toBe(200);
+    await expect.poll(() => held).toBe(true);
+    const early = await postTask('flag-content', { post: 'before the stream' });
+    // No event will ever name this task: it was made before the stream listened.
+    release();
+    await row(page, early).waitFor({ timeout: 5000 });
+    await expect.poll(() => page.title(), { timeout: 5000 }).not.toBe(before);
+    expect((await api('PATCH', `/api/v1/tasks/${early}/state?state=allow`)).status).toBe(200);
+    await row(page, early).waitFor({ state: 'detached', timeout: 5000 });
+    await page.unroute('**/api/v1/events');
   });
 
   test('a refused sync webhook shows the receiver\'s answer and leaves the state as it was', async () => {

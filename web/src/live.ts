@@ -3,8 +3,8 @@ import { useEffect } from 'react';
 
 /**
  * Live updates: listens to the server's event stream (`/api/v1/events`) and refreshes what a
- * change affects. Events arriving together are folded into one refresh. After a reconnect the
- * stream may have missed events, so everything task-related is refreshed.
+ * change affects. Events arriving together are folded into one refresh. Each time the stream
+ * (re)connects, events may have been missed, so everything task-related is refreshed.
  */
 export function useLiveUpdates(enabled: boolean) {
   const queryClient = useQueryClient();
@@ -25,14 +25,12 @@ export function useLiveUpdates(enabled: boolean) {
     const schedule = () => {
       timer ??= setTimeout(flush, 150);
     };
-    let opened = 0;
     const source = new EventSource('/api/v1/events');
     source.addEventListener('ready', () => {
-      // The first `ready` is the initial connection; later ones follow a reconnect.
-      if (opened++ > 0) {
-        everything = true;
-        schedule();
-      }
+      // The server sends `ready` once it listens for this stream. What changed before that (after
+      // the page's first load, or while a reconnect was pending) came with no event: refresh.
+      everything = true;
+      schedule();
     });
     source.addEventListener('task', (e) => {
       try {
