@@ -53,6 +53,9 @@ export default defineConfig(async () => {
       maxWorkers: 2,
       testTimeout: 60_000,
       hookTimeout: 60_000,
+      // `expect.poll` gives up after 1 s by default: too short for a page on a busy two-core machine.
+      // A test that needs a tighter bound says so itself.
+      expect: { poll: { timeout: 10_000 } },
     },
   };
 });

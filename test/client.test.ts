@@ -285,14 +285,14 @@ describe('waitForTask', () => {
     };
     const client = createClient({ baseUrl: base, apiKey, fetch: counting });
     const started = Date.now();
-    const err = await rejection(client.waitForTask(task.id, { timeout: 2500, pollSeconds: 1 }));
+    const err = await rejection(client.waitForTask(task.id, { timeout: 3500, pollSeconds: 1 }));
     const elapsed = Date.now() - started;
     expect(err).toBeInstanceOf(TaskWaitTimeoutError);
-    expect(err).toMatchObject({ taskId: task.id, timeoutMs: 2500 });
+    expect(err).toMatchObject({ taskId: task.id, timeoutMs: 3500 });
     expect((err as TaskWaitTimeoutError).task?.task).toMatchObject({ id: task.id, state: 'level1', resolved: false });
-    expect((err as Error).message).toContain('not resolved within 2500 ms');
-    expect(elapsed).toBeGreaterThanOrEqual(2400);
-    expect(elapsed).toBeLessThan(6000);
+    expect((err as Error).message).toContain('not resolved within 3500 ms');
+    expect(elapsed).toBeGreaterThanOrEqual(3400);
+    expect(elapsed).toBeLessThan(7000);
     // Several server long polls (≤ 1 s each), each a GET with ?wait (but a last look with under 0.1 s left).
     expect(polls.length).toBeGreaterThanOrEqual(3);
     expect(polls.filter((u) => u.includes('?wait=')).length).toBeGreaterThanOrEqual(3);

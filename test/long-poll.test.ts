@@ -162,6 +162,12 @@ async function setup(
   return env;
 }
 
+/**
+ * "At once", for answers that must not wait: a wait that did would take its full 30–60 s, so the
+ * bound leaves room for a busy machine without letting a wait through.
+ */
+const AT_ONCE_MS = 5000;
+
 const waitUrl = (id: string, wait: number | string, waitFor?: string) => `/api/v1/tasks/${id}?wait=${wait}${waitFor ? `&wait_for=${waitFor}` : ''}`;
 
 /** Starts a wait and lets it reach the server (subscribed, first read done) before going on. */
@@ -187,7 +193,7 @@ describe('(a) answering at once, or when the time is up', () => {
     for (const path of [`/api/v1/tasks/${open.id}`, waitUrl(open.id, 0)]) {
       const res = await e.get(path);
       expect(res.status, JSON.stringify(res.body)).toBe(200);
-      expect(res.elapsed).toBeLessThan(500);
+      expect(res.elapsed).toBeLessThan(AT_ONCE_MS);
       expect(res.body.task).toMatchObject({ id: open.id, state: 'level1', resolved: false });
       expect(res.body.type).toMatchObject({ schema_name: SCHEMA_A, name: 'flag-content' });
       expect(res.body.meta).toEqual({ n: 1 });
@@ -195,10 +201,10 @@ describe('(a) answering at once, or when the time is up', () => {
     const done = await e.newTask({ state: 'block' });
     const res = await e.get(waitUrl(done.id, 30));
     expect(res.status).toBe(200);
-    expect(res.elapsed).toBeLessThan(500);
+    expect(res.elapsed).toBeLessThan(AT_ONCE_MS);
     expect(res.body.task).toMatchObject({ id: done.id, state: 'block', resolved: true });
     const explicit = await e.get(waitUrl(done.id, 30, 'resolved'));
-    expect(explicit.elapsed).toBeLessThan(500);
+    expect(explicit.elapsed).toBeLessThan(AT_ONCE_MS);
     expect(explicit.body.task.resolved).toBe(true);
   });
 
@@ -393,21 +399,21 @@ describe('(c) validation and visibility', () => {
     for (const q of ['wait=61', 'wait=-1', 'wait=abc', 'wait=60.5', 'wait=5&wait_for=bogus', 'wait_for=bogus']) {
       const res = await e.get(`/api/v1/tasks/${t.id}?${q}`);
       expect(res.status, q).toBe(400);
-      expect(res.elapsed, q).toBeLessThan(1000);
+      expect(res.elapsed, q).toBeLessThan(AT_ONCE_MS);
       expect(res.body).toMatchObject({ status: 400, type: 'urn:task-inbox:problem:bad-request' });
     }
     // The bounds themselves are accepted (60: checked by answering at once on a resolved task).
     expect((await e.setState(t.id, 'block')).status).toBe(200);
     const at60 = await e.get(waitUrl(t.id, 60));
     expect(at60.status).toBe(200);
-    expect(at60.elapsed).toBeLessThan(1000);
+    expect(at60.elapsed).toBeLessThan(AT_ONCE_MS);
   });
 
   test('an unknown task with a wait → 404 at once', async () => {
     const e = await setup();
     const res = await e.get(waitUrl('00000000-0000-4000-8000-000000000000', 30));
     expect(res.status).toBe(404);
-    expect(res.elapsed).toBeLessThan(1000);
+    expect(res.elapsed).toBeLessThan(AT_ONCE_MS);
     expect(res.body.type).toBe('urn:task-inbox:problem:task-not-found');
   });
 
@@ -417,7 +423,7 @@ describe('(c) validation and visibility', () => {
     for (const waitFor of ['resolved', 'change']) {
       const res = await e.get(waitUrl(b.id, 30, waitFor), { key: e.keyA });
       expect(res.status).toBe(404);
-      expect(res.elapsed).toBeLessThan(1000);
+      expect(res.elapsed).toBeLessThan(AT_ONCE_MS);
       expect(res.body.type).toBe('urn:task-inbox:problem:task-not-found');
       expect(JSON.stringify(res.body)).not.toContain(SCHEMA_B);
     }
@@ -433,7 +439,7 @@ describe('(c) validation and visibility', () => {
     const t = await e.newTask({ state: 'level1' });
     const res = await e.get(waitUrl(t.id, 30), { key: null });
     expect(res.status).toBe(401);
-    expect(res.elapsed).toBeLessThan(1000);
+    expect(res.elapsed).toBeLessThan(AT_ONCE_MS);
   });
 });
 

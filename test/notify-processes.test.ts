@@ -97,7 +97,7 @@ describe('100 devices behind a slow push service, the notification worker runnin
     const slowest = Math.max(...timings.map((t) => t.ms));
     console.info(`[notify-processes] 20 POSTs while the push service was busy: slowest ${slowest.toFixed(0)} ms; push requests in flight at each: ${timings.map((t) => t.inFlight).join(',')}`);
     // Structural, not a benchmark: one push takes 2 s, so a POST that waited for any would take ≥ 2 s.
-    for (const t of timings) expect(t.ms).toBeLessThan(1_000);
+    for (const t of timings) expect(t.ms).toBeLessThan(1_800);
     expect(timings[0]!.inFlight).toBeGreaterThanOrEqual(32);
     expect(timings.filter((t) => t.inFlight >= 30).length, 'the push service stayed busy during the POSTs').toBeGreaterThanOrEqual(10);
 

@@ -130,7 +130,7 @@ test('outcomes that come in together share a statement; one the database refuses
   batches.length = 0;
   gate = new Promise<void>((r) => (release = r));
   const first = writer.write(5);
-  await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && batches.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   expect(batches).toEqual([[5]]);
   const later = [6, 7].map((n) => writer.write(n));
   await new Promise((r) => setTimeout(r, 20));
